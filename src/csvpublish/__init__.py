@@ -1,0 +1,74 @@
+"""csvpublish: turn records into a CSV snapshot and publish it safely to any fsspec storage.
+
+>>> import csvpublish
+>>> publisher = csvpublish.Publisher("memory://doc-init", name="books")
+>>> publisher.publish_sync([{"Barcode": "1"}]).record_count
+1
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .compression import GzipCompressor
+from .errors import (
+    AccessDeniedError,
+    ConflictError,
+    CsvPublishError,
+    InputError,
+    IntegrityError,
+    MissingBackendError,
+    MissingInputError,
+    SnapshotRejectedError,
+    StorageError,
+    StorageNotFoundError,
+    TransientStorageError,
+    VersionNotFoundError,
+)
+from .export import export_csv_to_file, export_csv_to_file_sync
+from .manifest import Manifest
+from .pipeline import Progress
+from .publisher import CleanupReport, Publisher, PublishResult, VerifyReport, VersionInfo
+from .storage import RetryPolicy, Storage
+from .upload import upload_csv_to_storage, upload_csv_to_storage_sync
+
+__all__ = [
+    "AccessDeniedError",
+    "CleanupReport",
+    "ConflictError",
+    "CsvPublishError",
+    "GzipCompressor",
+    "InputError",
+    "IntegrityError",
+    "Manifest",
+    "MissingBackendError",
+    "MissingInputError",
+    "Progress",
+    "PublishResult",
+    "Publisher",
+    "RetryPolicy",
+    "SnapshotRejectedError",
+    "Storage",
+    "StorageError",
+    "StorageNotFoundError",
+    "TransientStorageError",
+    "VerifyReport",
+    "VersionInfo",
+    "VersionNotFoundError",
+    "__version__",
+    "export_csv_to_file",
+    "export_csv_to_file_sync",
+    "upload_csv_to_storage",
+    "upload_csv_to_storage_sync",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("csvpublish")
+        except PackageNotFoundError:  # running from a source tree
+            return "0.0.0+unknown"
+    raise AttributeError(f"module 'csvpublish' has no attribute {name!r}")

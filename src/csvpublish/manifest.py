@@ -1,0 +1,90 @@
+"""The JSON manifest written beside every published version.
+
+A manifest is written after the data it describes, never before. A reader
+checks a download by comparing its sha256 with ``sha256`` (of the stored bytes,
+compressed or not) or, after gunzip, with ``csv_sha256``::
+
+    {
+      "format": "csvpublish.manifest/1",
+      "name": "books",
+      "version": "20261126_053708",
+      "created_at": "2026-11-26T05:37:09.412Z",
+      "archive": "timestamped/books_20261126_053708.csv.gz",
+      "compression": "gzip",
+      "content_type": "application/gzip",
+      "size": 1234, "sha256": "...",
+      "csv_size": 5678, "csv_sha256": "...",
+      "record_count": 50, "columns": ["Barcode", "Title", ...],
+      "library": "csvpublish 0.1.0"
+    }
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from .errors import IntegrityError
+
+FORMAT = "csvpublish.manifest/1"
+
+
+def utc_iso(moment: datetime) -> str:
+    """``2026-11-26T05:37:09.412Z``: UTC, milliseconds, ``Z``."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a reader needs to check one stored version."""
+
+    name: str
+    version: str
+    created_at: str
+    archive: str
+    compression: str | None
+    content_type: str
+    size: int
+    sha256: str
+    csv_size: int
+    csv_sha256: str
+    record_count: int | None
+    columns: list[str]
+    library: str
+    compressor: str | None = None
+    restored_at: str | None = None
+    format: str = FORMAT
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        data = asdict(self)
+        if not data["extra"]:
+            del data["extra"]
+        if data["restored_at"] is None:
+            del data["restored_at"]
+        ordered = {"format": data.pop("format"), **data}
+        return (json.dumps(ordered, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+    @classmethod
+    def from_json(cls, raw: bytes, where: str = "manifest") -> Manifest:
+        """Parse a manifest; raise :class:`IntegrityError` when it is not one."""
+        try:
+            data = json.loads(raw.decode("utf-8"))
+            if not isinstance(data, dict) or not str(data.get("format", "")).startswith("csvpublish.manifest/"):
+                raise ValueError("not a csvpublish manifest")
+            known = set(cls.__dataclass_fields__)
+            extra = {k: v for k, v in data.items() if k not in known}
+            fields = {k: v for k, v in data.items() if k in known}
+            fields.setdefault("extra", {}).update(extra)
+            return cls(**fields)
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            raise IntegrityError(f"{where} is not a valid csvpublish manifest ({exc})") from None
+
+    def object_metadata(self) -> dict[str, str]:
+        """User metadata stored on the latest object where the backend keeps it."""
+        meta = {"sha256": self.sha256, "csv-sha256": self.csv_sha256, "version": self.version}
+        if self.record_count is not None:
+            meta["record-count"] = str(self.record_count)
+        return meta

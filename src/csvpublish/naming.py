@@ -1,0 +1,161 @@
+"""Where each object of a published snapshot lives, relative to the destination prefix.
+
+Pure functions, no I/O. For ``name="books"`` with compression::
+
+    books_latest.csv.gz                                 the latest snapshot
+    books_latest.manifest.json                          its manifest
+    timestamped/books_20261126_053708.csv.gz            an archived version
+    timestamped/books_20261126_053708.manifest.json     that version's manifest
+    timestamped/books_20261126_053708_000001.csv.gz     a later publish in the same second
+    .csvpublish/books_20261126_053708.lock              reservation of a publish in flight
+    .csvpublish/books.latest.lock                       lease held while the latest is replaced
+
+Version identifiers are the UTC start time ``YYYYmmdd_HHMMSS``; a publish that
+finds that second already used appends ``_NNNNNN``, one more than the highest
+suffix used in that second, so names sort in publish order and a freed name is
+never handed out again while a later one exists.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .errors import InputError
+
+CONTROL_DIR = ".csvpublish"
+ARCHIVE_DIR = "timestamped"
+TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
+
+_VERSION_RE = r"(?P<version>\d{8}_\d{6}(?:_\d{6})?)"
+
+
+def validate_name(name: object) -> str:
+    """Return ``name`` if it can name a snapshot, else raise :class:`InputError`.
+
+    A name is one path segment: not empty, no ``/`` or ``\\``, not ``.`` or
+    ``..``, no control characters, at most 200 characters.
+
+    >>> validate_name("books")
+    'books'
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise InputError("name must be a non-empty string such as 'books'")
+    bad = [c for c in name if unicodedata.category(c).startswith("C")]
+    if bad:
+        raise InputError(f"name {name!r} contains control characters; use letters, digits, '-' or '_'")
+    if "/" in name or "\\" in name:
+        raise InputError(f"name {name!r} contains a path separator; give the folder in the destination instead")
+    if name in {".", ".."} or name.startswith("."):
+        raise InputError(f"name {name!r} must not start with '.'")
+    if len(name) > 200:
+        raise InputError(f"name {name[:20]!r}... is longer than 200 characters")
+    return name
+
+
+def version_id(moment: datetime, suffix: int = 0) -> str:
+    """The version identifier of a publish that started at ``moment`` (UTC).
+
+    >>> version_id(datetime(2026, 11, 26, 5, 37, 8, tzinfo=timezone.utc))
+    '20261126_053708'
+    >>> version_id(datetime(2026, 11, 26, 5, 37, 8, tzinfo=timezone.utc), 3)
+    '20261126_053708_000003'
+    """
+    stamp = moment.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
+    return stamp if suffix == 0 else f"{stamp}_{suffix:06d}"
+
+
+def version_time(version: str) -> datetime:
+    """The UTC second a version identifier names."""
+    return datetime.strptime(version[:15], TIMESTAMP_FORMAT).replace(tzinfo=timezone.utc)
+
+
+def next_version(moment: datetime, taken: set[str]) -> str:
+    """The first version identifier for ``moment`` that sorts after every taken one in that second.
+
+    >>> t = datetime(2026, 11, 26, 5, 37, 8, tzinfo=timezone.utc)
+    >>> next_version(t, set())
+    '20261126_053708'
+    >>> next_version(t, {'20261126_053708', '20261126_053708_000004'})
+    '20261126_053708_000005'
+    """
+    base = version_id(moment)
+    same_second = [v for v in taken if v[:15] == base]
+    if not same_second:
+        return base
+    highest = max(int(v[16:]) if len(v) > 15 else 0 for v in same_second)
+    return version_id(moment, highest + 1)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Relative paths of one snapshot name's objects.
+
+    >>> layout = Layout("books", compression=True)
+    >>> layout.latest
+    'books_latest.csv.gz'
+    >>> layout.archive("20261126_053708")
+    'timestamped/books_20261126_053708.csv.gz'
+    """
+
+    name: str
+    compression: bool = True
+
+    def __post_init__(self) -> None:
+        validate_name(self.name)
+
+    @property
+    def suffix(self) -> str:
+        return ".csv.gz" if self.compression else ".csv"
+
+    @property
+    def content_type(self) -> str:
+        return "application/gzip" if self.compression else "text/csv; charset=utf-8"
+
+    @property
+    def latest(self) -> str:
+        return f"{self.name}_latest{self.suffix}"
+
+    @property
+    def latest_manifest(self) -> str:
+        return f"{self.name}_latest.manifest.json"
+
+    def archive(self, version: str) -> str:
+        return f"{ARCHIVE_DIR}/{self.name}_{version}{self.suffix}"
+
+    def archive_manifest(self, version: str) -> str:
+        return f"{ARCHIVE_DIR}/{self.name}_{version}.manifest.json"
+
+    def reservation(self, version: str) -> str:
+        return f"{CONTROL_DIR}/{self.name}_{version}.lock"
+
+    @property
+    def latest_lock(self) -> str:
+        return f"{CONTROL_DIR}/{self.name}.latest.lock"
+
+    # --- parsing listings ----------------------------------------------------------
+
+    def parse_archive(self, basename: str) -> tuple[str, bool] | None:
+        """``(version, compressed)`` when ``basename`` is an archive of this name, else None.
+
+        Both compressed and plain archives are recognised, so switching
+        compression keeps the history readable.
+        """
+        m = re.fullmatch(re.escape(self.name) + "_" + _VERSION_RE + r"\.csv(?P<gz>\.gz)?", basename)
+        if m is None:
+            return None
+        return m.group("version"), m.group("gz") is not None
+
+    def parse_manifest(self, basename: str) -> str | None:
+        m = re.fullmatch(re.escape(self.name) + "_" + _VERSION_RE + r"\.manifest\.json", basename)
+        return m.group("version") if m else None
+
+    def parse_reservation(self, basename: str) -> str | None:
+        m = re.fullmatch(re.escape(self.name) + "_" + _VERSION_RE + r"\.lock", basename)
+        return m.group("version") if m else None
+
+    def is_temp_of(self, basename: str) -> bool:
+        """True for a temp file left by a local write of one of this name's objects."""
+        return basename.startswith(f".{self.name}_") and basename.endswith(".tmp")

@@ -1,0 +1,362 @@
+"""The single pass: rows -> CSV bytes -> (local file, hashes, gzip) -> upload, all overlapped.
+
+::
+
+    event loop          formatter thread      compressor thread          uploader thread
+    pull record  --q1-> to_csv_row, csv  --q2-> local CSV, sha256,  --q3-> Writer.write
+    batches             writer, encode        gzip, sha256              (multipart parts)
+
+Each queue holds at most :data:`QUEUE_DEPTH` items (a batch of
+:data:`~csvpublish.rows.BATCH_ROWS` rows, or about 1 MiB of bytes), so memory is
+bounded by the queues plus one multipart part, whatever the number of rows.
+``csv`` formatting holds the GIL; zlib/isal, hashlib and socket I/O release it,
+so on two cores the wall time approaches the formatting time alone.
+
+For an existing file, a reader thread replaces the formatter and counts
+records as it reads (``\\n`` outside quotes), so the file is read once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import csv
+import hashlib
+import io
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fsspec.callbacks import Callback, NoOpCallback
+
+from .compression import GzipCompressor
+from .errors import InputError, MissingInputError
+from .rows import BATCH_ROWS, CsvFormatter, batches, count_records, plan_rows, resolve_source
+from .storage import Writer, _LocalWriter
+
+QUEUE_DEPTH = 4
+CHUNK_BYTES = 2**20
+_DONE = object()
+
+
+@dataclass
+class Progress:
+    """Progress hooks, each an fsspec :class:`~fsspec.callbacks.Callback`.
+
+    ``rows`` counts data rows formatted (for a file: bytes read, with the file
+    size set), ``uploaded`` counts stored bytes handed to the storage. Pass
+    ``fsspec.callbacks.TqdmCallback()`` instances for progress bars.
+    """
+
+    rows: Callback = field(default_factory=NoOpCallback)
+    uploaded: Callback = field(default_factory=NoOpCallback)
+
+
+@dataclass
+class StreamStats:
+    """What one pass produced."""
+
+    record_count: int | None
+    columns: list[str]
+    csv_size: int
+    csv_sha256: str
+    size: int
+    sha256: str
+
+
+class _Aborted(Exception):
+    pass
+
+
+class _Flow:
+    """Shared abort flag and bounded hand-offs between the stages."""
+
+    def __init__(self) -> None:
+        self.abort = threading.Event()
+
+    def put(self, q: queue.Queue[Any], item: Any) -> None:
+        while True:
+            if self.abort.is_set():
+                raise _Aborted
+            try:
+                q.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def get(self, q: queue.Queue[Any]) -> Any:
+        while True:
+            if self.abort.is_set():
+                raise _Aborted
+            try:
+                return q.get(timeout=0.05)
+            except queue.Empty:
+                continue
+
+
+class _Bytes:
+    """The compressor stage's state: local CSV, hashes, gzip."""
+
+    def __init__(self, local: Writer | None, compressor: GzipCompressor | None) -> None:
+        self.local = local
+        self.compressor = compressor
+        self.csv_hash = hashlib.sha256()
+        self.stored_hash = hashlib.sha256() if compressor else self.csv_hash
+        self.csv_size = 0
+        self.stored_size = 0
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self.local is not None:
+            self.local.write(chunk)
+        self.csv_hash.update(chunk)
+        self.csv_size += len(chunk)
+        if self.compressor is None:
+            self.stored_size += len(chunk)
+            return chunk
+        out = self.compressor.compress(chunk)
+        self.stored_hash.update(out)
+        self.stored_size += len(out)
+        return out
+
+    def finish(self) -> bytes:
+        if self.compressor is None:
+            return b""
+        out = self.compressor.flush()
+        self.stored_hash.update(out)
+        self.stored_size += len(out)
+        return out
+
+
+async def run(
+    *,
+    source: Any = None,
+    csv_file: str | Path | None = None,
+    headers: Sequence[str] | None = None,
+    escape_formulas: bool = False,
+    local_path: str | Path | None = None,
+    sink: Writer | None = None,
+    compressor: GzipCompressor | None = None,
+    progress: Progress | None = None,
+) -> StreamStats:
+    """Run one pass from ``source`` (records) or ``csv_file`` (an existing CSV).
+
+    Writes ``local_path`` atomically when given and streams the stored bytes to
+    ``sink`` without committing it: the caller commits or discards. On any
+    failure the sink is discarded and ``local_path`` is left as it was.
+    """
+    progress = progress or Progress()
+    flow = _Flow()
+    q_bytes: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
+    q_stored: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
+    local = _LocalWriter(str(Path(local_path).absolute()), exclusive=False) if local_path is not None else None
+    state = _Bytes(local, compressor)
+    info: dict[str, Any] = {"columns": [], "records": None}
+
+    def compress_stage() -> None:
+        pending: list[bytes] = []
+        pending_size = 0
+        while True:
+            chunk = flow.get(q_bytes)
+            out = state.finish() if chunk is _DONE else state.feed(chunk)
+            if sink is not None and out:
+                pending.append(out)
+                pending_size += len(out)
+            if sink is not None and pending and (pending_size >= CHUNK_BYTES or chunk is _DONE):
+                flow.put(q_stored, b"".join(pending))
+                pending, pending_size = [], 0
+            if chunk is _DONE:
+                if sink is not None:
+                    flow.put(q_stored, _DONE)
+                return
+
+    def upload_stage() -> None:
+        assert sink is not None
+        while True:
+            chunk = flow.get(q_stored)
+            if chunk is _DONE:
+                return
+            sink.write(chunk)
+            progress.uploaded.relative_update(len(chunk))
+
+    pool = _StagePool(flow)
+    pool.submit(compress_stage)
+    if sink is not None:
+        pool.submit(upload_stage)
+    try:
+        if csv_file is not None:
+            pool.submit(_read_file_stage, Path(csv_file), flow, q_bytes, info, progress.rows)
+        else:
+            await _format_records(source, headers, escape_formulas, flow, q_bytes, pool, info, progress.rows)
+        await pool.wait()
+        if local is not None:
+            await asyncio.to_thread(local.commit)
+    except BaseException as exc:
+        flow.abort.set()
+        failure = await pool.first_failure()
+        if local is not None:
+            local.discard()
+        if sink is not None:
+            await asyncio.to_thread(sink.discard)
+        if isinstance(exc, _Aborted) and failure is not None:
+            raise failure from None
+        raise
+    finally:
+        pool.shutdown()
+    return StreamStats(
+        record_count=info["records"],
+        columns=info["columns"],
+        csv_size=state.csv_size,
+        csv_sha256=state.csv_hash.hexdigest(),
+        size=state.stored_size,
+        sha256=state.stored_hash.hexdigest(),
+    )
+
+
+class _StagePool:
+    """Threads running the stages; a failing stage raises the shared abort flag."""
+
+    def __init__(self, flow: _Flow) -> None:
+        self.flow = flow
+        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=3, thread_name_prefix="csvpublish")
+        self.futures: list[concurrent.futures.Future[None]] = []
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        def guarded() -> None:
+            try:
+                fn(*args)
+            except BaseException:
+                self.flow.abort.set()
+                raise
+
+        self.futures.append(self.executor.submit(guarded))
+
+    def failed(self) -> bool:
+        return self.flow.abort.is_set()
+
+    async def wait(self) -> None:
+        """Wait for every stage; raise the first real failure."""
+        await asyncio.gather(*(asyncio.wrap_future(f) for f in self.futures), return_exceptions=True)
+        failure = await self.first_failure()
+        if failure is not None:
+            raise failure
+
+    async def first_failure(self) -> BaseException | None:
+        results = await asyncio.gather(*(asyncio.wrap_future(f) for f in self.futures), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, _Aborted):
+                return result
+        return None
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False)
+
+
+async def _format_records(
+    source: Any,
+    headers: Sequence[str] | None,
+    escape_formulas: bool,
+    flow: _Flow,
+    q_bytes: queue.Queue[Any],
+    pool: _StagePool,
+    info: dict[str, Any],
+    rows_callback: Callback,
+) -> None:
+    """Pull batches on the event loop; a formatter thread turns them into CSV bytes."""
+    rows = await resolve_source(source)
+    if isinstance(rows, list):
+        rows_callback.set_size(len(rows))
+    q_records: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
+    formatter = CsvFormatter()
+    convert_holder: list[Callable[[list[Any], int], list[Sequence[Any]]]] = []
+
+    def format_stage() -> None:
+        while True:
+            item = flow.get(q_records)
+            if item is _DONE:
+                flow.put(q_bytes, _DONE)
+                return
+            batch, first_row = item
+            data = formatter.format(convert_holder[0](batch, first_row))
+            flow.put(q_bytes, data)
+            rows_callback.relative_update(len(batch))
+
+    count = 0
+    started = False
+    async for batch in batches(rows, BATCH_ROWS):
+        if not started:
+            columns, convert = plan_rows(batch[0], headers, escape_formulas=escape_formulas)
+            convert_holder.append(convert)
+            info["columns"] = columns
+            header_bytes = formatter.format([columns])
+            pool.submit(format_stage)
+            started = True
+            await _put_async(flow, q_records, None, header_bytes, q_bytes)
+        await _put_async(flow, q_records, (batch, count + 1))
+        count += len(batch)
+        if pool.failed():  # a stage died: stop pulling the source
+            raise _Aborted
+    if not started:
+        if headers is None:
+            raise InputError(
+                "the source produced no rows and no headers were given: pass headers=[...] "
+                "to write a header-only CSV"
+            )
+        info["columns"] = [str(h) for h in headers]
+        await _put_async(flow, q_bytes, formatter.format([info["columns"]]))
+        await _put_async(flow, q_bytes, _DONE)
+    else:
+        await _put_async(flow, q_records, _DONE)
+    info["records"] = count
+
+
+async def _put_async(flow: _Flow, q: queue.Queue[Any], item: Any, direct: Any = None, direct_q: Any = None) -> None:
+    """Hand ``item`` to a thread stage without blocking the event loop.
+
+    With ``direct`` given, put that on ``direct_q`` instead (used once for the header).
+    """
+    if direct_q is not None:
+        q, item = direct_q, direct
+    try:
+        q.put_nowait(item)
+    except queue.Full:
+        await asyncio.to_thread(flow.put, q, item)
+
+
+def _read_file_stage(
+    path: Path, flow: _Flow, q_bytes: queue.Queue[Any], info: dict[str, Any], callback: Callback
+) -> None:
+    """Read an existing CSV once: pass its bytes on, find its header and count its records."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        raise MissingInputError(f"{path}: no such CSV file; export it first or fix the path") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a folder, not a CSV file") from None
+    with handle:
+        callback.set_size(path.stat().st_size)
+        lines, in_quotes, last = 0, False, b""
+        first = True
+        while chunk := handle.read(CHUNK_BYTES):
+            if first:
+                info["columns"] = _header_of(chunk)
+                first = False
+            n, in_quotes = count_records(chunk, in_quotes)
+            lines += n
+            last = chunk[-1:]
+            flow.put(q_bytes, chunk)
+            callback.relative_update(len(chunk))
+        if last and last != b"\n":
+            lines += 1  # a last record without a line end
+        info["records"] = max(lines - 1, 0)
+    flow.put(q_bytes, _DONE)
+
+
+def _header_of(chunk: bytes) -> list[str]:
+    text = chunk.decode("utf-8", errors="replace")
+    try:
+        return next(csv.reader(io.StringIO(text, newline="")))
+    except (StopIteration, csv.Error):
+        return []

@@ -1,0 +1,666 @@
+"""``Storage``: a folder on any fsspec filesystem, with async, retried, translated operations.
+
+>>> import asyncio
+>>> storage = Storage("memory://csvpublish-doc")
+>>> asyncio.run(storage.write_bytes("a.txt", b"hi"))
+>>> asyncio.run(storage.read_bytes("a.txt"))
+b'hi'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import shutil
+import threading
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO, Any, TypeVar
+
+import fsspec
+from fsspec.asyn import AsyncFileSystem
+from fsspec.implementations.local import LocalFileSystem
+from fsspec.spec import AbstractFileSystem
+
+from .errors import InputError, MissingBackendError, StorageNotFoundError, is_transient, translate
+
+logger = logging.getLogger("csvpublish")
+
+T = TypeVar("T")
+
+PART_SIZE = 8 * 2**20
+"""Bytes buffered per multipart part / resumable chunk when streaming an upload."""
+
+_EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
+_PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs"}
+_OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl"}
+_memory_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently transient errors are retried.
+
+    Waits grow from ``initial`` by ``multiplier`` up to ``maximum`` seconds, with
+    jitter; after ``attempts`` tries the error is raised as
+    :class:`~csvpublish.TransientStorageError`.
+    """
+
+    attempts: int = 5
+    initial: float = 0.2
+    maximum: float = 5.0
+    multiplier: float = 2.0
+
+    def delays(self) -> list[float]:
+        out, wait = [], self.initial
+        for _ in range(self.attempts - 1):
+            out.append(min(wait, self.maximum) * random.uniform(0.5, 1.0))
+            wait *= self.multiplier
+        return out
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One object found by :meth:`Storage.list`."""
+
+    path: str
+    """Path relative to the storage root."""
+    size: int
+    modified: datetime | None = None
+
+    @property
+    def basename(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+class Storage:
+    """A folder on any fsspec filesystem: local path, ``s3://``, ``gs://``, ``memory://``, ...
+
+    Paths given to its methods are relative to the root and may not leave it.
+    Async methods run on the filesystem's own async API where it has one (s3fs,
+    gcsfs) and in a worker thread otherwise, so the event loop is never blocked.
+    Transient errors are retried with backoff (:class:`RetryPolicy`); backend
+    errors come out as :class:`~csvpublish.CsvPublishError` subclasses.
+
+    Args:
+        location: a URL or path, or an fsspec filesystem (then ``root`` is its folder).
+        root: the folder inside ``location`` when it is a filesystem.
+        retry: the retry policy for transient errors.
+        **storage_options: passed to the fsspec filesystem (credentials, endpoint...).
+            They are never logged or shown in ``repr``.
+
+    Example:
+        >>> Storage("/tmp/out").uri("books_latest.csv.gz")
+        '/tmp/out/books_latest.csv.gz'
+    """
+
+    def __init__(
+        self,
+        location: str | os.PathLike[str] | AbstractFileSystem,
+        root: str | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        **storage_options: Any,
+    ) -> None:
+        self.retry = retry or RetryPolicy()
+        if isinstance(location, AbstractFileSystem):
+            if storage_options:
+                raise InputError("storage options go to the filesystem you built, not to Storage(fs, root)")
+            self.fs: AbstractFileSystem = location
+            self.root = location._strip_protocol(root or "").rstrip("/")
+        else:
+            url = os.fspath(location)
+            if not url:
+                raise InputError("the destination is empty: give a folder or a URL such as s3://bucket/prefix")
+            protocol = url.split("://", 1)[0] if "://" in url else "file"
+            try:
+                fs, path = fsspec.core.url_to_fs(url, **storage_options)
+            except ImportError as exc:
+                package = _PACKAGES.get(protocol, f"the fsspec backend for {protocol}://")
+                extra = _EXTRAS.get(protocol)
+                hint = f"pip install 'csvpublish[{extra}]'" if extra else f"pip install {package}"
+                raise MissingBackendError(f"{protocol}:// needs {package}, which is not installed: {hint}") from exc
+            except ValueError as exc:
+                if "Protocol not known" in str(exc):
+                    raise InputError(f"unknown storage protocol {protocol}:// in the destination") from None
+                raise
+            self.fs = fs
+            self.root = path.rstrip("/")
+        self._is_async = isinstance(self.fs, AsyncFileSystem)
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, (tuple, list)) else (self.fs.protocol,)
+        self.protocol: str = protocols[0]
+        self._protocols = set(protocols)
+
+    # --- naming ----------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"Storage({self.uri()!r})"
+
+    @property
+    def is_local(self) -> bool:
+        """True for a folder on this machine's filesystem."""
+        return isinstance(self.fs, LocalFileSystem)
+
+    @property
+    def is_object_store(self) -> bool:
+        """True where an upload becomes visible only once complete (S3, GCS, Azure)."""
+        return bool(self._protocols & _OBJECT_STORES)
+
+    def path(self, rel: str = "") -> str:
+        """The filesystem path of ``rel``; refuses paths that would leave the root."""
+        rel = rel.strip("/")
+        parts = rel.split("/") if rel else []
+        if any(part in {"", ".", ".."} for part in parts) or "\\" in rel:
+            raise InputError(f"path {rel!r} would leave the destination folder")
+        if not self.root:
+            return rel
+        return f"{self.root}/{rel}" if rel else self.root
+
+    def uri(self, rel: str = "") -> str:
+        """A URI to show a person: ``s3://bucket/prefix/rel``, or an absolute local path."""
+        full = self.path(rel)
+        if self.is_local:
+            return full
+        return str(self.fs.unstrip_protocol(full))
+
+    # --- the engine ------------------------------------------------------------------
+
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        if self._is_async:
+            coro = getattr(self.fs, "_" + method)(*args, **kwargs)
+            if getattr(self.fs, "asynchronous", False):
+                return await coro
+            fut = asyncio.run_coroutine_threadsafe(coro, self.fs.loop)  # type: ignore[attr-defined]
+            return await asyncio.wrap_future(fut)
+        return await asyncio.to_thread(getattr(self.fs, method), *args, **kwargs)
+
+    async def retrying(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
+        """Run ``op`` with the retry policy; raise its failure translated.
+
+        ``what`` names the target in messages (a display URI, never a secret).
+        """
+        delays = self.retry.delays()
+        attempt = 0
+        while True:
+            try:
+                return await op()
+            except Exception as exc:
+                if attempt < len(delays) and is_transient(exc):
+                    logger.warning("%s: temporary error (%s), retrying in %.1fs", what, type(exc).__name__, delays[attempt])
+                    await asyncio.sleep(delays[attempt])
+                    attempt += 1
+                    continue
+                raise translate(exc, what) from exc
+
+    def blocking(self, what: str, op: Callable[[], T]) -> T:
+        """Run a blocking ``op`` with the retry policy (for worker threads)."""
+        import time
+
+        delays = self.retry.delays()
+        attempt = 0
+        while True:
+            try:
+                return op()
+            except Exception as exc:
+                if attempt < len(delays) and is_transient(exc):
+                    logger.warning("%s: temporary error (%s), retrying", what, type(exc).__name__)
+                    time.sleep(delays[attempt])
+                    attempt += 1
+                    continue
+                raise translate(exc, what) from exc
+
+    # --- async operations --------------------------------------------------------------
+
+    async def check(self) -> None:
+        """Make sure the destination can be written: the bucket exists, the local folder is made.
+
+        Raises:
+            StorageNotFoundError: the bucket or container does not exist.
+            AccessDeniedError: the credentials cannot see it.
+        """
+        if self.is_local:
+            await asyncio.to_thread(os.makedirs, self.root or ".", exist_ok=True)
+            return
+        if not self.is_object_store:
+            return
+        bucket = self.root.split("/", 1)[0]
+        if not bucket:
+            raise InputError(f"{self.uri()}: the destination needs a bucket, like {self.protocol}://bucket/prefix")
+        self.fs.invalidate_cache(bucket)
+        exists = await self.retrying(f"{self.protocol}://{bucket}", lambda: self._call("exists", bucket))
+        if not exists:
+            raise StorageNotFoundError(
+                f"{self.protocol}://{bucket}: the bucket does not exist (or these credentials cannot see it); "
+                "create it or fix the destination URL"
+            )
+
+    async def exists(self, rel: str) -> bool:
+        """True when ``rel`` exists (never answered from a cache)."""
+        full = self.path(rel)
+        self.fs.invalidate_cache(full)
+        return bool(await self.retrying(self.uri(rel), lambda: self._call("exists", full)))
+
+    async def info(self, rel: str) -> dict[str, Any]:
+        """The backend's metadata of ``rel`` (size, type, content type, ...)."""
+        full = self.path(rel)
+        self.fs.invalidate_cache(full)
+        return dict(await self.retrying(self.uri(rel), lambda: self._call("info", full)))
+
+    async def read_bytes(self, rel: str) -> bytes:
+        """The whole content of ``rel``; meant for small objects like manifests."""
+        full = self.path(rel)
+        return bytes(await self.retrying(self.uri(rel), lambda: self._call("cat_file", full)))
+
+    async def list(self, rel: str = "") -> list[Entry]:
+        """Files directly inside folder ``rel``; an absent folder lists as empty."""
+        full = self.path(rel)
+
+        async def op() -> list[Entry]:
+            self.fs.invalidate_cache(full)
+            try:
+                items = await self._call("ls", full, detail=True)
+            except FileNotFoundError:
+                return []
+            return [self._entry(item) for item in items if item.get("type") != "directory"]
+
+        return await self.retrying(self.uri(rel), op)
+
+    def _entry(self, item: dict[str, Any]) -> Entry:
+        name = self.fs._strip_protocol(item["name"]).rstrip("/")
+        rel = name[len(self.root) + 1 :] if self.root else name
+        modified = item.get("LastModified") or item.get("mtime") or item.get("updated") or item.get("created")
+        if isinstance(modified, (int, float)):
+            modified = datetime.fromtimestamp(modified).astimezone()
+        elif isinstance(modified, str):
+            try:
+                modified = datetime.fromisoformat(modified.replace("Z", "+00:00"))
+            except ValueError:
+                modified = None
+        return Entry(rel, int(item.get("size") or 0), modified if isinstance(modified, datetime) else None)
+
+    async def delete(self, rel: str) -> None:
+        """Delete ``rel``; a missing object is not an error."""
+        full = self.path(rel)
+
+        async def op() -> None:
+            try:
+                await self._call("rm_file", full)
+            except FileNotFoundError:
+                pass
+            self.fs.invalidate_cache(full)
+
+        await self.retrying(self.uri(rel), op)
+
+    async def write_bytes(
+        self, rel: str, data: bytes, *, content_type: str | None = None, exclusive: bool = False
+    ) -> None:
+        """Write a small object atomically.
+
+        With ``exclusive=True`` the write fails with :class:`FileExistsError` when
+        ``rel`` exists, using the backend's conditional create (S3
+        ``If-None-Match: *``, GCS ``ifGenerationMatch=0``, ``O_EXCL`` locally).
+        """
+        full = self.path(rel)
+        if self.is_object_store:
+            kwargs: dict[str, Any] = {"mode": "create" if exclusive else "overwrite"}
+            if content_type:
+                kwargs.update(self._content_type_kwargs(content_type))
+
+            async def op() -> None:
+                await self._call("pipe_file", full, data, **kwargs)
+                self.fs.invalidate_cache(full)
+
+            try:
+                await self.retrying(self.uri(rel), op)
+            except Exception as exc:
+                if _is_precondition_failure(exc):
+                    raise FileExistsError(self.uri(rel)) from None
+                raise
+            return
+
+        def write() -> None:
+            writer = self.open_writer(rel, exclusive=exclusive)
+            try:
+                writer.write(data)
+                writer.commit()
+            except BaseException:
+                writer.discard()
+                raise
+
+        await asyncio.to_thread(self.blocking, self.uri(rel), write)
+
+    async def upload_file(
+        self, local_path: str | os.PathLike[str], rel: str, *, content_type: str | None = None, exclusive: bool = False
+    ) -> None:
+        """Upload a local file to ``rel``; it becomes visible only once complete."""
+
+        def upload() -> None:
+            writer = self.open_writer(rel, content_type=content_type, exclusive=exclusive)
+            try:
+                with open(local_path, "rb") as f:
+                    while chunk := f.read(PART_SIZE):
+                        writer.write(chunk)
+                writer.commit()
+            except BaseException:
+                writer.discard()
+                raise
+
+        await asyncio.to_thread(self.blocking, self.uri(rel), upload)
+
+    async def copy(
+        self,
+        src: str,
+        dst: str,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        """Server-side copy ``src`` to ``dst``, replacing ``dst`` atomically.
+
+        S3 uses CopyObject (setting ``content_type`` and ``metadata`` on the copy),
+        GCS a rewrite, a local folder a copy to a temp file then a rename. The
+        bytes never pass through this machine on object stores.
+        """
+        full_src, full_dst = self.path(src), self.path(dst)
+        what = f"copy {self.uri(src)} -> {self.uri(dst)}"
+        if self.is_local:
+            await asyncio.to_thread(self.blocking, what, lambda: _local_copy(full_src, full_dst))
+            return
+        if self._protocols & {"s3", "s3a"}:
+            await self.retrying(what, lambda: self._s3_copy(full_src, full_dst, content_type, metadata))
+        elif self._protocols & {"gs", "gcs"}:
+            await self.retrying(what, lambda: self._gcs_copy(full_src, full_dst, content_type, metadata))
+        else:
+
+            async def op() -> None:
+                await self._call("cp_file", full_src, full_dst)
+
+            await self.retrying(what, op)
+        self.fs.invalidate_cache(full_dst)
+
+    async def _s3_copy(self, src: str, dst: str, content_type: str | None, metadata: dict[str, str] | None) -> None:
+        fs: Any = self.fs
+        sb, sk, _ = fs.split_path(src)
+        db, dk, _ = fs.split_path(dst)
+        info = await self._call("info", src)
+        if int(info.get("size") or 0) >= 5 * 2**30:  # CopyObject's limit: let s3fs do a multipart copy
+            await self._call("cp_file", src, dst)
+            return
+        kwargs: dict[str, Any] = {"MetadataDirective": "REPLACE", "Metadata": metadata or {}}
+        kwargs["ContentType"] = content_type or info.get("ContentType") or "application/octet-stream"
+        coro = fs._call_s3("copy_object", Bucket=db, Key=dk, CopySource={"Bucket": sb, "Key": sk}, **kwargs)
+        if fs.asynchronous:
+            await coro
+        else:
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, fs.loop))
+
+    async def _gcs_copy(self, src: str, dst: str, content_type: str | None, metadata: dict[str, str] | None) -> None:
+        fs: Any = self.fs
+        sb, sk, _ = fs.split_path(src)
+        db, dk, _ = fs.split_path(dst)
+        body: dict[str, Any] = {}
+        if content_type:
+            body["contentType"] = content_type
+        if metadata:
+            body["metadata"] = metadata
+
+        async def rewrite() -> None:
+            token = None
+            while True:
+                out = await fs._call(
+                    "POST",
+                    "b/{}/o/{}/rewriteTo/b/{}/o/{}",
+                    sb,
+                    sk,
+                    db,
+                    dk,
+                    headers={"Content-Type": "application/json"},
+                    json=body,
+                    rewriteToken=token,
+                    json_out=True,
+                )
+                if out.get("done", True):
+                    return
+                token = out["rewriteToken"]
+
+        if fs.asynchronous:
+            await rewrite()
+        else:
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(rewrite(), fs.loop))
+
+    async def metadata(self, rel: str) -> dict[str, str]:
+        """User metadata of ``rel`` where the backend keeps it (S3, GCS), else ``{}``."""
+        info = await self.info(rel)
+        meta = info.get("metadata") or info.get("Metadata") or {}
+        if not meta and self._protocols & {"s3", "s3a"}:
+            fs: Any = self.fs
+            full = self.path(rel)
+            meta = await self.retrying(self.uri(rel), lambda: self._call("metadata", full))
+        return {str(k).lower(): str(v) for k, v in dict(meta).items()}
+
+    async def incomplete_uploads(self, rel_prefix: str) -> list[tuple[str, str, datetime | None]]:
+        """Multipart uploads begun under ``rel_prefix`` and never completed (S3 only).
+
+        Returns ``(relative key, upload id, initiated)`` triples; other backends have none.
+        """
+        if not self._protocols & {"s3", "s3a"}:
+            return []
+        fs: Any = self.fs
+        bucket, key, _ = fs.split_path(self.path(rel_prefix))
+
+        async def op() -> list[tuple[str, str, datetime | None]]:
+            out: list[tuple[str, str, datetime | None]] = []
+            kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": key}
+            while True:
+                coro = fs._call_s3("list_multipart_uploads", **kwargs)
+                page = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, fs.loop))
+                for upload in page.get("Uploads", []):
+                    full = f"{bucket}/{upload['Key']}"
+                    rel = full[len(self.root) + 1 :] if self.root else full
+                    out.append((rel, upload["UploadId"], upload.get("Initiated")))
+                if not page.get("IsTruncated"):
+                    return out
+                kwargs["KeyMarker"] = page.get("NextKeyMarker")
+                kwargs["UploadIdMarker"] = page.get("NextUploadIdMarker")
+
+        return await self.retrying(self.uri(rel_prefix), op)
+
+    async def abort_upload(self, rel: str, upload_id: str) -> None:
+        """Abort an incomplete multipart upload found by :meth:`incomplete_uploads`."""
+        fs: Any = self.fs
+        bucket, key, _ = fs.split_path(self.path(rel))
+
+        async def op() -> None:
+            coro = fs._call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, fs.loop))
+
+        await self.retrying(self.uri(rel), op)
+
+    # --- blocking streams, for worker threads ------------------------------------------
+
+    def _content_type_kwargs(self, content_type: str) -> dict[str, Any]:
+        if self._protocols & {"s3", "s3a"}:
+            return {"ContentType": content_type}
+        if self._protocols & {"gs", "gcs"}:
+            return {"content_type": content_type}
+        return {}
+
+    def open_writer(
+        self, rel: str, *, content_type: str | None = None, exclusive: bool = False, part_size: int = PART_SIZE
+    ) -> Writer:
+        """A blocking writer whose data becomes visible at ``rel`` only on :meth:`Writer.commit`.
+
+        Object stores stream multipart parts of ``part_size`` bytes; other
+        filesystems write a hidden temp file beside the target and rename it.
+        """
+        full = self.path(rel)
+        if self.is_local:
+            return _LocalWriter(full, exclusive)
+        if self.is_object_store:
+            kwargs = self._content_type_kwargs(content_type) if content_type else {}
+            handle = self.fs.open(full, "xb" if exclusive else "wb", block_size=part_size, **kwargs)
+            return _ObjectWriter(self, full, handle)
+        return _MoveWriter(self, full, exclusive)
+
+    def open_reader(self, rel: str) -> IO[bytes]:
+        """A blocking binary reader of ``rel``."""
+        return self.fs.open(self.path(rel), "rb", block_size=PART_SIZE)  # type: ignore[no-any-return]
+
+
+class Writer:
+    """A blocking, all-or-nothing writer made by :meth:`Storage.open_writer`."""
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        """Make the data visible at the target. Raises FileExistsError for an exclusive write that lost."""
+        raise NotImplementedError
+
+    def discard(self) -> None:
+        """Drop everything written; the target is untouched. Safe to call twice."""
+        raise NotImplementedError
+
+
+def temp_name(full: str) -> str:
+    """A hidden temp path beside ``full``: ``dir/.base.<pid>-<random>.tmp``."""
+    folder, _, base = full.rpartition("/")
+    token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    return f"{folder}/.{base}.{token}.tmp" if folder else f".{base}.{token}.tmp"
+
+
+class _LocalWriter(Writer):
+    def __init__(self, final: str, exclusive: bool) -> None:
+        self.final = final
+        self.exclusive = exclusive
+        os.makedirs(os.path.dirname(final) or ".", exist_ok=True)
+        self.tmp = temp_name(final)
+        self.handle: IO[bytes] | None = open(self.tmp, "xb")  # noqa: SIM115 - closed in commit/discard
+
+    def write(self, data: bytes) -> None:
+        assert self.handle is not None
+        self.handle.write(data)
+
+    def commit(self) -> None:
+        assert self.handle is not None
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        self.handle = None
+        try:
+            if self.exclusive:
+                os.link(self.tmp, self.final)  # fails if the target exists: an exclusive create
+                os.unlink(self.tmp)
+            else:
+                os.replace(self.tmp, self.final)
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+        try:
+            os.unlink(self.tmp)
+        except FileNotFoundError:
+            pass
+
+
+class _ObjectWriter(Writer):
+    def __init__(self, storage: Storage, full: str, handle: Any) -> None:
+        self.storage = storage
+        self.full = full
+        self.handle = handle
+
+    def write(self, data: bytes) -> None:
+        self.handle.write(data)
+
+    def commit(self) -> None:
+        try:
+            self.handle.close()
+        except Exception as exc:
+            self.discard()
+            if _is_precondition_failure(exc):
+                raise FileExistsError(self.storage.fs.unstrip_protocol(self.full)) from None
+            raise
+        finally:
+            self.storage.fs.invalidate_cache(self.full)
+
+    def discard(self) -> None:
+        if self.handle.closed:
+            return
+        try:
+            self.handle.discard()
+        except Exception as exc:  # best effort: cleanup() removes what an abort leaves
+            logger.warning("could not abort the upload of %s: %s", self.storage.fs.unstrip_protocol(self.full), type(exc).__name__)
+        self.handle.closed = True  # never let the file's finaliser commit a discarded upload
+
+
+class _MoveWriter(Writer):
+    """Temp object then rename, for filesystems whose writes are visible while they happen."""
+
+    def __init__(self, storage: Storage, full: str, exclusive: bool) -> None:
+        self.storage = storage
+        self.fs = storage.fs
+        self.final = full
+        self.exclusive = exclusive
+        self.tmp = temp_name(full)
+        parent = full.rpartition("/")[0]
+        if parent:
+            self.fs.makedirs(parent, exist_ok=True)
+        self.handle: Any = self.fs.open(self.tmp, "wb")
+
+    def write(self, data: bytes) -> None:
+        self.handle.write(data)
+
+    def commit(self) -> None:
+        self.handle.close()
+        try:
+            with _memory_lock:  # makes check-then-move atomic for in-process filesystems (memory://)
+                if self.exclusive and self.fs.exists(self.final):
+                    raise FileExistsError(self.fs.unstrip_protocol(self.final))
+                self.fs.mv(self.tmp, self.final)
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        try:
+            if not self.handle.closed:
+                self.handle.close()
+            self.fs.rm_file(self.tmp)
+        except (FileNotFoundError, OSError):
+            pass
+
+
+def _local_copy(src: str, dst: str) -> None:
+    os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+    tmp = temp_name(dst)
+    try:
+        shutil.copyfile(src, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _is_precondition_failure(exc: BaseException) -> bool:
+    cur: BaseException | None = exc
+    while cur is not None:
+        if isinstance(cur, FileExistsError):
+            return True
+        text = str(cur)
+        if "PreconditionFailed" in text or "412" in text or "conditionNotMet" in text:
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
