@@ -85,17 +85,17 @@ class GzipCompressor:
         """Compress a chunk; returns the bytes ready so far (may be empty)."""
         self._crc = self._crc32(data, self._crc)
         self._size += len(data)
-        out = self._deflate.compress(data)
+        out = bytes(self._deflate.compress(data))
         if not self._header_sent:
             self._header_sent = True
             return self._header() + out
-        return bytes(out)
+        return out
 
     def flush(self) -> bytes:
         """Finish the stream and return the last bytes, trailer included."""
         head = b"" if self._header_sent else self._header()
         self._header_sent = True
-        tail = self._deflate.flush(zlib.Z_FINISH)
+        tail = bytes(self._deflate.flush(zlib.Z_FINISH))
         return head + tail + struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF)
 
 

@@ -196,17 +196,19 @@ def translate(exc: BaseException, what: str) -> BaseException:
     for item in chain:
         code = _error_code(item)
         if code == "NoSuchBucket" or "bucket does not exist" in str(item).lower():
-            return StorageNotFoundError(f"{what}: the bucket does not exist; create it or fix the destination URL",
+            return StorageNotFoundError(
+                f"{what}: the bucket does not exist; create it or fix the destination URL",
             )
     for item in chain:
         code = _error_code(item)
         if isinstance(item, PermissionError) or code in _DENIED_CODES:
-            return AccessDeniedError(f"{what}: access denied; check the credentials and that they allow "
+            return AccessDeniedError(
+                f"{what}: access denied; check the credentials and that they allow "
                 "listing, reading and writing under the destination prefix",
             )
     if is_transient(exc):
-        return TransientStorageError(f"{what}: the storage kept failing with a temporary error "
-            f"({_describe(exc)}); try again later",
+        return TransientStorageError(
+            f"{what}: the storage kept failing with a temporary error ({_describe(exc)}); try again later",
         )
     for item in chain:
         code = _error_code(item)
@@ -217,7 +219,8 @@ def translate(exc: BaseException, what: str) -> BaseException:
             "ClientConnectorError",
             "EndpointConnectionError",
         }:
-            return StorageError(f"{what}: cannot reach the storage endpoint ({_describe(item)}); "
+            return StorageError(
+                f"{what}: cannot reach the storage endpoint ({_describe(item)}); "
                 "check the endpoint URL and the network",
             )
     if isinstance(exc, (OSError, Exception)):

@@ -35,7 +35,7 @@ from fsspec.callbacks import Callback, NoOpCallback
 from .compression import GzipCompressor
 from .errors import InputError, MissingInputError
 from .rows import BATCH_ROWS, CsvFormatter, batches, count_records, plan_rows, resolve_source
-from .storage import Writer, _LocalWriter
+from .storage import Writer, local_writer
 
 QUEUE_DEPTH = 4
 CHUNK_BYTES = 2**20
@@ -151,7 +151,7 @@ async def run(
     flow = _Flow()
     q_bytes: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
     q_stored: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
-    local = _LocalWriter(str(Path(local_path).absolute()), exclusive=False) if local_path is not None else None
+    local = local_writer(str(local_path)) if local_path is not None else None
     state = _Bytes(local, compressor)
     info: dict[str, Any] = {"columns": [], "records": None}
 
@@ -189,7 +189,16 @@ async def run(
         if csv_file is not None:
             pool.submit(_read_file_stage, Path(csv_file), flow, q_bytes, info, progress.rows)
         else:
-            await _format_records(source, headers, escape_formulas, flow, q_bytes, pool, info, progress.rows)
+            await _format_records(
+                source,
+                headers=headers,
+                escape_formulas=escape_formulas,
+                flow=flow,
+                q_bytes=q_bytes,
+                pool=pool,
+                info=info,
+                rows_callback=progress.rows,
+            )
         await pool.wait()
         if local is not None:
             await asyncio.to_thread(local.commit)
@@ -256,6 +265,7 @@ class _StagePool:
 
 async def _format_records(
     source: Any,
+    *,
     headers: Sequence[str] | None,
     escape_formulas: bool,
     flow: _Flow,
@@ -301,8 +311,7 @@ async def _format_records(
     if not started:
         if headers is None:
             raise InputError(
-                "the source produced no rows and no headers were given: pass headers=[...] "
-                "to write a header-only CSV"
+                "the source produced no rows and no headers were given: pass headers=[...] to write a header-only CSV"
             )
         info["columns"] = [str(h) for h in headers]
         await _put_async(flow, q_bytes, formatter.format([info["columns"]]))

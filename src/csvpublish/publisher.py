@@ -4,7 +4,7 @@
 >>> publisher = Publisher("memory://doc-publisher", name="books")
 >>> result = asyncio.run(publisher.publish([{"Barcode": "1", "Title": "Dune"}]))
 >>> result.latest_uri, result.record_count
-('memory:///doc-publisher/books_latest.csv.gz', 1)
+('memory://doc-publisher/books_latest.csv.gz', 1)
 """
 
 from __future__ import annotations
@@ -269,15 +269,13 @@ class Publisher:
                 st.uri(archive),
                 lambda: st.open_writer(archive, content_type=layout.content_type, exclusive=True, part_size=PART_SIZE),
             )
-            compressor = (
-                GzipCompressor(self.compression_level, self.compression_backend) if self.compression else None
-            )
+            compressor = GzipCompressor(self.compression_level, self.compression_backend) if self.compression else None
             stats = await pipeline.run(
                 source=source,
                 csv_file=csv_file,
                 headers=headers,
                 escape_formulas=self.escape_formulas,
-                local_path=local_path,
+                local_path=None if local_path is None else os.fspath(local_path),
                 sink=writer,
                 compressor=compressor,
                 progress=progress,
@@ -309,7 +307,9 @@ class Publisher:
                 raise SnapshotRejectedError(f"{reason}; the current latest is untouched")
             await asyncio.to_thread(st.blocking, st.uri(archive), writer.commit)
             try:
-                await st.write_bytes(layout.archive_manifest(version), manifest.to_json(), content_type="application/json")
+                await st.write_bytes(
+                    layout.archive_manifest(version), manifest.to_json(), content_type="application/json"
+                )
             except BaseException:
                 await _quietly(st.delete(archive))  # an archive without its manifest is no version
                 raise
@@ -357,8 +357,13 @@ class Publisher:
 
     def _marker(self, version: str) -> bytes:
         return json.dumps(
-            {"pid": os.getpid(), "host": _HOST, "version": version, "started_at": utc_iso(datetime.now(timezone.utc)),
-             "token": uuid.uuid4().hex}
+            {
+                "pid": os.getpid(),
+                "host": _HOST,
+                "version": version,
+                "started_at": utc_iso(datetime.now(timezone.utc)),
+                "token": uuid.uuid4().hex,
+            }
         ).encode()
 
     async def _reserve(self, started: datetime) -> str:
@@ -529,8 +534,7 @@ class Publisher:
             matches = [v for v in matches if v.path == version.path] or matches
         if not matches:
             raise VersionNotFoundError(
-                f"no archived version {wanted!r} of {self.name!r} in {self.storage.uri()}; "
-                "list them with versions()"
+                f"no archived version {wanted!r} of {self.name!r} in {self.storage.uri()}; list them with versions()"
             )
         return matches[0]
 
@@ -659,7 +663,9 @@ class Publisher:
             manifest = await self._rebuild_manifest(info)
         restored = replace(manifest, restored_at=utc_iso(datetime.now(timezone.utc)))
         await self._promote(restored, check_order=False)
-        logger.info("restored %s as the latest %s", info.uri, st.uri(Layout(self.name, info.compression is not None).latest))
+        logger.info(
+            "restored %s as the latest %s", info.uri, st.uri(Layout(self.name, info.compression is not None).latest)
+        )
         return self._result(restored, latest_updated=True)
 
     async def _rebuild_manifest(self, info: VersionInfo) -> Manifest:
@@ -670,9 +676,19 @@ class Publisher:
             raise IntegrityError(f"{info.uri} is not a readable {'gzip ' if compressed else ''}CSV; cannot restore it")
         layout = Layout(self.name, compressed)
         manifest = Manifest(
-            name=self.name, version=info.version, created_at=utc_iso(datetime.now(timezone.utc)), archive=info.path,
-            compression="gzip" if compressed else None, content_type=layout.content_type, size=size, sha256=sha,
-            csv_size=-1, csv_sha256=csv_sha, record_count=records, columns=[], library=library_version(),
+            name=self.name,
+            version=info.version,
+            created_at=utc_iso(datetime.now(timezone.utc)),
+            archive=info.path,
+            compression="gzip" if compressed else None,
+            content_type=layout.content_type,
+            size=size,
+            sha256=sha,
+            csv_size=-1,
+            csv_sha256=csv_sha,
+            record_count=records,
+            columns=[],
+            library=library_version(),
         )
         await st.write_bytes(layout.archive_manifest(info.version), manifest.to_json(), content_type="application/json")
         return manifest

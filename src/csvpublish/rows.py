@@ -98,7 +98,9 @@ def _dataclass_names(record: Any) -> list[str]:
     return [f.name for f in dataclasses.fields(record)]
 
 
-def plan_rows(first: Any, headers: Sequence[str] | None, *, escape_formulas: bool = False) -> tuple[list[str], Converter]:
+def plan_rows(
+    first: Any, headers: Sequence[str] | None, *, escape_formulas: bool = False
+) -> tuple[list[str], Converter]:
     """Choose the header row and the function that turns record batches into rows.
 
     ``first`` is the first record; it decides the source's shape.
@@ -127,16 +129,16 @@ def plan_rows(first: Any, headers: Sequence[str] | None, *, escape_formulas: boo
     if isinstance(first, Mapping) or (dataclasses.is_dataclass(first) and not isinstance(first, type)):
         is_mapping = isinstance(first, Mapping)
         if headers is None:
-            headers = list(first.keys()) if is_mapping else _dataclass_names(first)
+            headers = list(first) if isinstance(first, Mapping) else _dataclass_names(first)
         columns = [str(h) for h in headers]
         return columns, _keyed(columns, is_mapping, escape_formulas)
-    if isinstance(first, Sequence) or isinstance(first, Iterable):
+    if isinstance(first, Iterable):
         if headers is None:
-            raise InputError(
-                "rows are sequences without column names: pass headers=[...] with one name per field"
-            )
+            raise InputError("rows are sequences without column names: pass headers=[...] with one name per field")
         columns = [str(h) for h in headers]
-        return columns, _checked(columns, lambda row: row if isinstance(row, (list, tuple)) else list(row), escape_formulas)
+        return columns, _checked(
+            columns, lambda row: row if isinstance(row, (list, tuple)) else list(row), escape_formulas
+        )
     raise InputError(
         f"row 1 is a {type(first).__name__}: yield sequences, mappings, dataclasses or records with to_csv_row()"
     )
@@ -175,10 +177,12 @@ def _keyed(columns: list[str], is_mapping: bool, escape: bool) -> Converter:
                 values: Mapping[str, Any] = record
             else:
                 if not dataclasses.is_dataclass(record):
-                    raise InputError(f"row {first_row + offset} is a {type(record).__name__}, not a dataclass like row 1")
+                    raise InputError(
+                        f"row {first_row + offset} is a {type(record).__name__}, not a dataclass like row 1"
+                    )
                 values = {name: getattr(record, name) for name in _dataclass_names(record)}
-            if not known.issuperset(values.keys()):
-                extra = sorted(str(k) for k in values.keys() if k not in known)
+            if not known.issuperset(values):
+                extra = sorted(str(k) for k in values if k not in known)
                 raise InputError(
                     f"row {first_row + offset} has field(s) {', '.join(map(repr, extra))} that are not columns "
                     f"({', '.join(columns)}); add them to headers= or drop them from the records"
@@ -206,7 +210,7 @@ class CsvFormatter:
             return text.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise InputError(
-                f"a value cannot be written as UTF-8 ({exc.reason} at {exc.object[exc.start:exc.end]!r}); "
+                f"a value cannot be written as UTF-8 ({exc.reason} at {exc.object[exc.start : exc.end]!r}); "
                 "clean lone surrogates from the source"
             ) from None
 

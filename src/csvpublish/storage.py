@@ -10,10 +10,10 @@ b'hi'
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import os
 import random
-import shutil
 import threading
 import uuid
 from collections.abc import Awaitable, Callable
@@ -36,7 +36,15 @@ PART_SIZE = 8 * 2**20
 """Bytes buffered per multipart part / resumable chunk when streaming an upload."""
 
 _EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
-_PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs"}
+_PACKAGES = {
+    "s3": "s3fs",
+    "s3a": "s3fs",
+    "gs": "gcsfs",
+    "gcs": "gcsfs",
+    "az": "adlfs",
+    "abfs": "adlfs",
+    "abfss": "adlfs",
+}
 _OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl"}
 _memory_lock = threading.Lock()
 
@@ -165,6 +173,8 @@ class Storage:
         full = self.path(rel)
         if self.is_local:
             return full
+        if self.protocol == "memory":  # memory paths start with "/": show memory://a/b, not memory:///a/b
+            return f"memory://{full.lstrip('/')}"
         return str(self.fs.unstrip_protocol(full))
 
     # --- the engine ------------------------------------------------------------------
@@ -174,7 +184,7 @@ class Storage:
             coro = getattr(self.fs, "_" + method)(*args, **kwargs)
             if getattr(self.fs, "asynchronous", False):
                 return await coro
-            fut = asyncio.run_coroutine_threadsafe(coro, self.fs.loop)  # type: ignore[attr-defined]
+            fut = asyncio.run_coroutine_threadsafe(coro, self.fs.loop)
             return await asyncio.wrap_future(fut)
         return await asyncio.to_thread(getattr(self.fs, method), *args, **kwargs)
 
@@ -190,7 +200,9 @@ class Storage:
                 return await op()
             except Exception as exc:
                 if attempt < len(delays) and is_transient(exc):
-                    logger.warning("%s: temporary error (%s), retrying in %.1fs", what, type(exc).__name__, delays[attempt])
+                    logger.warning(
+                        "%s: temporary error (%s), retrying in %.1fs", what, type(exc).__name__, delays[attempt]
+                    )
                     await asyncio.sleep(delays[attempt])
                     attempt += 1
                     continue
@@ -255,7 +267,7 @@ class Storage:
         full = self.path(rel)
         return bytes(await self.retrying(self.uri(rel), lambda: self._call("cat_file", full)))
 
-    async def list(self, rel: str = "") -> list[Entry]:
+    async def list(self, rel: str = "") -> builtins.list[Entry]:
         """Files directly inside folder ``rel``; an absent folder lists as empty."""
         full = self.path(rel)
 
@@ -368,7 +380,7 @@ class Storage:
         full_src, full_dst = self.path(src), self.path(dst)
         what = f"copy {self.uri(src)} -> {self.uri(dst)}"
         if self.is_local:
-            await asyncio.to_thread(self.blocking, what, lambda: _local_copy(full_src, full_dst))
+            await asyncio.to_thread(self.blocking, what, lambda: _local_copy(self.fs, full_src, full_dst))
             return
         if self._protocols & {"s3", "s3a"}:
             await self.retrying(what, lambda: self._s3_copy(full_src, full_dst, content_type, metadata))
@@ -437,12 +449,11 @@ class Storage:
         info = await self.info(rel)
         meta = info.get("metadata") or info.get("Metadata") or {}
         if not meta and self._protocols & {"s3", "s3a"}:
-            fs: Any = self.fs
             full = self.path(rel)
             meta = await self.retrying(self.uri(rel), lambda: self._call("metadata", full))
         return {str(k).lower(): str(v) for k, v in dict(meta).items()}
 
-    async def incomplete_uploads(self, rel_prefix: str) -> list[tuple[str, str, datetime | None]]:
+    async def incomplete_uploads(self, rel_prefix: str) -> builtins.list[tuple[str, str, datetime | None]]:
         """Multipart uploads begun under ``rel_prefix`` and never completed (S3 only).
 
         Returns ``(relative key, upload id, initiated)`` triples; other backends have none.
@@ -452,8 +463,8 @@ class Storage:
         fs: Any = self.fs
         bucket, key, _ = fs.split_path(self.path(rel_prefix))
 
-        async def op() -> list[tuple[str, str, datetime | None]]:
-            out: list[tuple[str, str, datetime | None]] = []
+        async def op() -> builtins.list[tuple[str, str, datetime | None]]:
+            out: builtins.list[tuple[str, str, datetime | None]] = []
             kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": key}
             while True:
                 coro = fs._call_s3("list_multipart_uploads", **kwargs)
@@ -499,7 +510,7 @@ class Storage:
         """
         full = self.path(rel)
         if self.is_local:
-            return _LocalWriter(full, exclusive)
+            return _LocalWriter(self.fs, full, exclusive)
         if self.is_object_store:
             kwargs = self._content_type_kwargs(content_type) if content_type else {}
             handle = self.fs.open(full, "xb" if exclusive else "wb", block_size=part_size, **kwargs)
@@ -534,41 +545,48 @@ def temp_name(full: str) -> str:
 
 
 class _LocalWriter(Writer):
-    def __init__(self, final: str, exclusive: bool) -> None:
+    """Hidden temp file beside the target, fsync, then rename (or hard-link for an exclusive create)."""
+
+    def __init__(self, fs: AbstractFileSystem, final: str, exclusive: bool) -> None:
+        self.fs = fs
         self.final = final
         self.exclusive = exclusive
-        os.makedirs(os.path.dirname(final) or ".", exist_ok=True)
+        fs.makedirs(os.path.dirname(final) or ".", exist_ok=True)
         self.tmp = temp_name(final)
-        self.handle: IO[bytes] | None = open(self.tmp, "xb")  # noqa: SIM115 - closed in commit/discard
+        self.handle: Any = fs.open(self.tmp, "xb")
 
     def write(self, data: bytes) -> None:
-        assert self.handle is not None
         self.handle.write(data)
 
     def commit(self) -> None:
-        assert self.handle is not None
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-        self.handle.close()
-        self.handle = None
         try:
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
+            self.handle.close()
             if self.exclusive:
-                os.link(self.tmp, self.final)  # fails if the target exists: an exclusive create
-                os.unlink(self.tmp)
+                self.fs.link(self.tmp, self.final)  # fails if the target exists: an exclusive create
+                self.fs.rm_file(self.tmp)
             else:
-                os.replace(self.tmp, self.final)
+                self.fs.mv(self.tmp, self.final)  # rename(2): atomic replacement
         except BaseException:
             self.discard()
             raise
 
     def discard(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
         try:
-            os.unlink(self.tmp)
+            if not self.handle.closed:
+                self.handle.close()
+        except OSError:
+            pass
+        try:
+            self.fs.rm_file(self.tmp)
         except FileNotFoundError:
             pass
+
+
+def local_writer(path: str, exclusive: bool = False) -> Writer:
+    """An atomic writer for a path on this machine (used for the exported CSV)."""
+    return _LocalWriter(LocalFileSystem(), os.path.abspath(path), exclusive)
 
 
 class _ObjectWriter(Writer):
@@ -597,7 +615,9 @@ class _ObjectWriter(Writer):
         try:
             self.handle.discard()
         except Exception as exc:  # best effort: cleanup() removes what an abort leaves
-            logger.warning("could not abort the upload of %s: %s", self.storage.fs.unstrip_protocol(self.full), type(exc).__name__)
+            logger.warning(
+                "could not abort the upload of %s: %s", self.storage.fs.unstrip_protocol(self.full), type(exc).__name__
+            )
         self.handle.closed = True  # never let the file's finaliser commit a discarded upload
 
 
@@ -638,17 +658,17 @@ class _MoveWriter(Writer):
             pass
 
 
-def _local_copy(src: str, dst: str) -> None:
-    os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+def _local_copy(fs: AbstractFileSystem, src: str, dst: str) -> None:
+    fs.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
     tmp = temp_name(dst)
     try:
-        shutil.copyfile(src, tmp)
+        fs.cp_file(src, tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, dst)
+        fs.mv(tmp, dst)
     except BaseException:
         try:
-            os.unlink(tmp)
+            fs.rm_file(tmp)
         except FileNotFoundError:
             pass
         raise
