@@ -33,7 +33,7 @@ from typing import Any
 from fsspec.callbacks import Callback, NoOpCallback
 
 from .compression import GzipCompressor
-from .errors import InputError, MissingInputError
+from .errors import InputError, MissingInputError, translate
 from .rows import BATCH_ROWS, CsvFormatter, batches, count_records, plan_rows, resolve_source
 from .storage import Writer, local_writer
 
@@ -178,7 +178,10 @@ async def run(
             chunk = flow.get(q_stored)
             if chunk is _DONE:
                 return
-            sink.write(chunk)
+            try:
+                sink.write(chunk)
+            except Exception as exc:
+                raise translate(exc, sink.name) from exc
             progress.uploaded.relative_update(len(chunk))
 
     pool = _StagePool(flow)

@@ -509,13 +509,17 @@ class Storage:
         filesystems write a hidden temp file beside the target and rename it.
         """
         full = self.path(rel)
+        writer: Writer
         if self.is_local:
-            return _LocalWriter(self.fs, full, exclusive)
-        if self.is_object_store:
+            writer = _LocalWriter(self.fs, full, exclusive)
+        elif self.is_object_store:
             kwargs = self._content_type_kwargs(content_type) if content_type else {}
             handle = self.fs.open(full, "xb" if exclusive else "wb", block_size=part_size, **kwargs)
-            return _ObjectWriter(self, full, handle)
-        return _MoveWriter(self, full, exclusive)
+            writer = _ObjectWriter(self, full, handle)
+        else:
+            writer = _MoveWriter(self, full, exclusive)
+        writer.name = self.uri(rel)
+        return writer
 
     def open_reader(self, rel: str) -> IO[bytes]:
         """A blocking binary reader of ``rel``."""
@@ -524,6 +528,9 @@ class Storage:
 
 class Writer:
     """A blocking, all-or-nothing writer made by :meth:`Storage.open_writer`."""
+
+    name: str = "upload"
+    """Display URI of the target, for messages."""
 
     def write(self, data: bytes) -> None:
         raise NotImplementedError
