@@ -1,0 +1,111 @@
+"""Storage: the same operations behave the same on memory, a local folder, the S3 server and the GCS server."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import fsspec
+import pytest
+
+import csvpublish
+from csvpublish import Storage
+
+from .conftest import Destination
+
+
+async def test_write_read_exists_list_delete(destination: Destination) -> None:
+    """Basic object operations round-trip on every backend."""
+    st = destination.storage()
+    await st.check()
+    assert not await st.exists("a/one.txt")
+    await st.write_bytes("a/one.txt", b"1")
+    await st.write_bytes("a/two.txt", b"22")
+    assert await st.exists("a/one.txt")
+    assert await st.read_bytes("a/two.txt") == b"22"
+    listed = {e.basename: e.size for e in await st.list("a")}
+    assert listed == {"one.txt": 1, "two.txt": 2}
+    assert await st.list("absent") == []
+    await st.delete("a/one.txt")
+    await st.delete("a/one.txt")  # deleting twice is fine
+    assert [e.basename for e in await st.list("a")] == ["two.txt"]
+
+
+async def test_exclusive_write_refuses_an_existing_object(destination: Destination) -> None:
+    """An exclusive write is a conditional create: the second one fails and the first's bytes stay."""
+    st = destination.storage()
+    await st.write_bytes("lock", b"first", exclusive=True)
+    with pytest.raises(FileExistsError):
+        await st.write_bytes("lock", b"second", exclusive=True)
+    assert await st.read_bytes("lock") == b"first"
+
+
+async def test_upload_file_and_server_side_copy(destination: Destination, tmp_path: Path) -> None:
+    """A local file uploads whole; a copy replaces the target with identical bytes."""
+    src = tmp_path / "data.bin"
+    src.write_bytes(b"x" * 300_000)
+    st = destination.storage()
+    await st.upload_file(src, "up/data.bin", content_type="application/octet-stream")
+    await st.write_bytes("up/target.bin", b"old")
+    await st.copy("up/data.bin", "up/target.bin")
+    assert await st.read_bytes("up/target.bin") == src.read_bytes()
+    assert not [e for e in await st.list("up") if e.basename.endswith(".tmp")]
+
+
+async def test_discarded_writer_leaves_nothing(destination: Destination) -> None:
+    """A writer that is discarded, even after many parts, leaves no object and no temp file."""
+    st = destination.storage()
+
+    def write_and_discard() -> None:
+        writer = st.open_writer("big.bin", part_size=5 * 2**20)
+        for _ in range(3):
+            writer.write(b"y" * 4 * 2**20)
+        writer.discard()
+
+    await asyncio.to_thread(write_and_discard)
+    assert destination.files() == set()
+
+
+def test_storage_from_a_filesystem_and_root() -> None:
+    """Storage(fs, root) uses the given filesystem, so tests can pass their own."""
+    fs = fsspec.filesystem("memory")
+    st = Storage(fs, "/from-fs/prefix")
+    asyncio.run(st.write_bytes("x.txt", b"hi"))
+    assert fs.cat_file("/from-fs/prefix/x.txt") == b"hi"
+    assert st.uri("x.txt") == "memory://from-fs/prefix/x.txt"
+
+
+def test_local_uri_is_an_absolute_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative local destination shows as an absolute path."""
+    monkeypatch.chdir(tmp_path)
+    assert Storage("out").uri("books_latest.csv.gz") == str(tmp_path / "out" / "books_latest.csv.gz")
+
+
+def test_exported_members_are_sorted_and_complete() -> None:
+    """__all__ is sorted and lists every public name the package root defines."""
+    assert csvpublish.__all__ == sorted(csvpublish.__all__)
+    public = {n for n in vars(csvpublish) if not n.startswith("_")} - {
+        "annotations",
+        "Any",
+        "compression",
+        "errors",
+        "export",
+        "manifest",
+        "naming",
+        "pipeline",
+        "publisher",
+        "rows",
+        "storage",
+        "upload",
+    }
+    assert public <= set(csvpublish.__all__), public - set(csvpublish.__all__)
+    for name in csvpublish.__all__:
+        assert getattr(csvpublish, name) is not None
+
+
+async def test_blocking_twin_works_inside_a_running_loop(tmp_path: Path) -> None:
+    """publish_sync called from a coroutine still runs (on a helper thread) instead of failing."""
+    publisher = csvpublish.Publisher(tmp_path / "out", name="books")
+    result = publisher.publish_sync([{"a": 1}])
+    assert result.record_count == 1
+    assert (tmp_path / "out" / "books_latest.csv.gz").exists()
