@@ -1,0 +1,1 @@
+"""Sync tasks: each has ``async def main(pipeline) -> Result``."""
