@@ -14,7 +14,7 @@ import os
 os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
 os.environ["NO_GCE_CHECK"] = "true"
 os.environ["AWS_ACCESS_KEY_ID"] = "testing"
-os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"  # noqa: S105 - a dummy for the local server
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
 os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
 for _var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "STORAGE_EMULATOR_HOST"):
     os.environ.pop(_var, None)
@@ -128,8 +128,8 @@ class Destination:
         except FileNotFoundError:
             return set()
         out = set()
-        for name in found:
-            name = st.fs._strip_protocol(name)
+        for found_name in found:
+            name = st.fs._strip_protocol(found_name)
             out.add(name[len(root) + 1 :] if root else name)
         return out
 

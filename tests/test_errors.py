@@ -58,7 +58,7 @@ async def test_bucket_that_does_not_exist(backend: str, request: pytest.FixtureR
     else:
         url, options = "gs://no-such-bucket-xyz/meta", gcs_options(request.getfixturevalue("gcs_endpoint"))
     publisher = Publisher(url, name="books", storage_options=options)
-    with pytest.raises(StorageNotFoundError, match="bucket does not exist.*create it or fix the destination URL"):
+    with pytest.raises(StorageNotFoundError, match=r"bucket does not exist.*create it or fix the destination URL"):
         await publisher.publish(ROWS)
     assert not publisher.storage.fs.exists("no-such-bucket-xyz")
 

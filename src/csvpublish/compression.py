@@ -22,6 +22,10 @@ from types import ModuleType
 from typing import Any
 
 DEFAULT_LEVEL = 1
+BLOCK = 256 * 2**10
+"""Input is fed to the deflate engine in blocks of exactly this size: isal's and
+zlib-ng's output depends on how the input is split into calls, so re-blocking
+makes the bytes depend on the content alone, not on the caller's chunking."""
 
 
 def _load_backends() -> dict[str, ModuleType]:
@@ -76,6 +80,7 @@ class GzipCompressor:
         self._crc = 0
         self._size = 0
         self._header_sent = False
+        self._pending = bytearray()
 
     def _header(self) -> bytes:
         # magic, deflate, no flags, mtime 0, xfl 0, OS 255 (unknown): fixed bytes.
@@ -85,17 +90,32 @@ class GzipCompressor:
         """Compress a chunk; returns the bytes ready so far (may be empty)."""
         self._crc = self._crc32(data, self._crc)
         self._size += len(data)
-        out = bytes(self._deflate.compress(data))
+        out: list[bytes] = []
         if not self._header_sent:
             self._header_sent = True
-            return self._header() + out
-        return out
+            out.append(self._header())
+        view = memoryview(data)
+        if self._pending:
+            take = BLOCK - len(self._pending)
+            self._pending += view[:take]
+            view = view[take:]
+            if len(self._pending) < BLOCK:
+                return b"".join(out)
+            out.append(self._deflate.compress(bytes(self._pending)))
+            self._pending.clear()
+        whole = len(view) - len(view) % BLOCK
+        for start in range(0, whole, BLOCK):
+            out.append(self._deflate.compress(view[start : start + BLOCK]))
+        self._pending += view[whole:]
+        return b"".join(out)
 
     def flush(self) -> bytes:
         """Finish the stream and return the last bytes, trailer included."""
         head = b"" if self._header_sent else self._header()
         self._header_sent = True
-        tail = bytes(self._deflate.flush(zlib.Z_FINISH))
+        rest = bytes(self._deflate.compress(bytes(self._pending))) if self._pending else b""
+        self._pending.clear()
+        tail = rest + bytes(self._deflate.flush(zlib.Z_FINISH))
         return head + tail + struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF)
 
 

@@ -127,13 +127,13 @@ _TRANSIENT_NAMES = {
     "ConnectionClosedError",
     "ReadTimeoutError",
     "ConnectTimeoutError",
-    "EndpointConnectionError",
     "ProtocolError",
     "IncompleteReadError",
 }
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
+def error_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from, outermost first (at most 10)."""
     seen: list[BaseException] = []
     cur: BaseException | None = exc
     while cur is not None and cur not in seen and len(seen) < 10:
@@ -142,7 +142,8 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def _error_code(exc: BaseException) -> str | None:
+def error_code(exc: BaseException) -> str | None:
+    """The backend's error code of ``exc`` (``"NoSuchKey"``, ``"503"``...), if it carries one."""
     response: Any = getattr(exc, "response", None)
     if isinstance(response, dict):
         code = response.get("Error", {}).get("Code")
@@ -163,7 +164,7 @@ def is_transient(exc: BaseException) -> bool:
     Connection *refused* and unknown hosts are not transient: they mean a wrong
     endpoint, and retrying only delays the error.
     """
-    for item in _chain(exc):
+    for item in error_chain(exc):
         if isinstance(item, TransientStorageError):
             return True
         if isinstance(item, CsvPublishError):
@@ -172,7 +173,7 @@ def is_transient(exc: BaseException) -> bool:
             return True
         if isinstance(item, (asyncio.TimeoutError, TimeoutError, ConnectionResetError)):
             return True
-        code = _error_code(item)
+        code = error_code(item)
         if code in _TRANSIENT_CODES:
             return True
         if isinstance(item, OSError) and item.errno in _TRANSIENT_ERRNOS:
@@ -192,15 +193,15 @@ def translate(exc: BaseException, what: str) -> BaseException:
     if isinstance(exc, (TypeError, AttributeError, NotImplementedError, AssertionError, FileExistsError)):
         # programming errors, and the answer of a conditional create, pass through
         return exc
-    chain = _chain(exc)
+    chain = error_chain(exc)
     for item in chain:
-        code = _error_code(item)
+        code = error_code(item)
         if code == "NoSuchBucket" or "bucket does not exist" in str(item).lower():
             return StorageNotFoundError(
                 f"{what}: the bucket does not exist; create it or fix the destination URL",
             )
     for item in chain:
-        code = _error_code(item)
+        code = error_code(item)
         if isinstance(item, PermissionError) or code in _DENIED_CODES:
             return AccessDeniedError(
                 f"{what}: access denied; check the credentials and that they allow "
@@ -211,7 +212,7 @@ def translate(exc: BaseException, what: str) -> BaseException:
             f"{what}: the storage kept failing with a temporary error ({_describe(exc)}); try again later",
         )
     for item in chain:
-        code = _error_code(item)
+        code = error_code(item)
         if isinstance(item, FileNotFoundError) or code in _NOT_FOUND_CODES:
             return StorageNotFoundError(f"{what}: not found")
     for item in chain:

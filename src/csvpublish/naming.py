@@ -9,6 +9,7 @@ Pure functions, no I/O. For ``name="books"`` with compression::
     timestamped/books_20261126_053708_000001.csv.gz     a later publish in the same second
     .csvpublish/books_20261126_053708.lock              reservation of a publish in flight
     .csvpublish/books.latest.lock                       lease held while the latest is replaced
+    .csvpublish/books.latest.lock.<token>.break         claim of whoever breaks a dead holder's lease
 
 Version identifiers are the UTC start time ``YYYYmmdd_HHMMSS``; a publish that
 finds that second already used appends ``_NNNNNN``, one more than the highest
@@ -135,6 +136,14 @@ class Layout:
     def latest_lock(self) -> str:
         return f"{CONTROL_DIR}/{self.name}.latest.lock"
 
+    def lock_claim(self, token: str) -> str:
+        """The claim of whoever breaks the dead lock whose marker has ``token``."""
+        tag = token if re.fullmatch(r"[0-9a-z]{1,64}", token) else "unreadable"
+        return f"{CONTROL_DIR}/{self.name}.latest.lock.{tag}.break"
+
+    def is_lock_claim(self, basename: str) -> bool:
+        return re.fullmatch(re.escape(self.name) + r"\.latest\.lock\.[0-9a-z]{1,64}\.break", basename) is not None
+
     # --- parsing listings ----------------------------------------------------------
 
     def parse_archive(self, basename: str) -> tuple[str, bool] | None:
@@ -157,5 +166,5 @@ class Layout:
         return m.group("version") if m else None
 
     def is_temp_of(self, basename: str) -> bool:
-        """True for a temp file left by a local write of one of this name's objects."""
-        return basename.startswith(f".{self.name}_") and basename.endswith(".tmp")
+        """True for a temp file left by a local write of one of this name's objects (locks included)."""
+        return basename.startswith((f".{self.name}_", f".{self.name}.latest.lock")) and basename.endswith(".tmp")

@@ -33,6 +33,7 @@ from .errors import (
     IntegrityError,
     MissingInputError,
     SnapshotRejectedError,
+    StorageError,
     StorageNotFoundError,
     VersionNotFoundError,
 )
@@ -119,6 +120,8 @@ class VerifyReport:
     expected_sha256: str | None
     record_count: int | None
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Things worth knowing that are not problems, such as a promotion in progress."""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -261,7 +264,7 @@ class Publisher:
         st, layout = self.storage, self.layout
         await st.check()
         started = datetime.now(timezone.utc)
-        version = await self._reserve(started)
+        version, others = await self._reserve(started)
         archive = layout.archive(version)
         try:
             writer = await asyncio.to_thread(
@@ -296,22 +299,28 @@ class Publisher:
                 library=library_version(),
                 compressor=f"{compressor.backend}-{compressor.level}" if compressor else None,
             )
-            reason = self._refusal(stats)
-            current = await self._latest_manifest(quiet=True)
-            if reason is None and self.skip_unchanged and current is not None and current.sha256 == stats.sha256:
-                await asyncio.to_thread(writer.discard)
-                logger.info("%s unchanged (sha256 %s); nothing written", st.uri(layout.latest), stats.sha256[:12])
-                return self._result(current, skipped=True, latest_updated=False, local_path=local_path)
-            if reason is not None:
-                await asyncio.to_thread(writer.discard)
-                raise SnapshotRejectedError(f"{reason}; the current latest is untouched")
-            await asyncio.to_thread(st.blocking, st.uri(archive), writer.commit)
+            try:
+                reason = self._refusal(stats)
+                current = await self._latest_manifest(quiet=True) if self.skip_unchanged and reason is None else None
+                if current is not None and current.sha256 == stats.sha256:
+                    await asyncio.to_thread(writer.discard)
+                    logger.info("%s unchanged (sha256 %s); nothing written", st.uri(layout.latest), stats.sha256[:12])
+                    return self._result(current, skipped=True, latest_updated=False, local_path=local_path)
+                if reason is not None:
+                    raise SnapshotRejectedError(f"{reason}; the current latest is untouched")
+                # once only: a failed commit has discarded the upload, and repeating it could not bring it back
+                await asyncio.to_thread(st.blocking, st.uri(archive), writer.commit, retry=False)
+            except BaseException:
+                await asyncio.to_thread(writer.discard)  # a no-op after a commit
+                raise
             try:
                 await st.write_bytes(
                     layout.archive_manifest(version), manifest.to_json(), content_type="application/json"
                 )
             except BaseException:
-                await _quietly(st.delete(archive))  # an archive without its manifest is no version
+                # an archive without its manifest is no version; the manifest may have landed unacknowledged
+                await _quietly(st.delete(layout.archive_manifest(version)))
+                await _quietly(st.delete(archive))
                 raise
             updated = await self._promote(manifest, check_order=True)
             logger.info(
@@ -324,7 +333,8 @@ class Publisher:
         finally:
             await _quietly(st.delete(layout.reservation(version)))
         pruned = await self.prune(self.keep) if self.keep else []
-        await _quietly(self.cleanup(), "cleanup after publish")
+        if others:  # every interrupted publish leaves its reservation or a lock there until cleaned
+            await _quietly(self.cleanup(), "cleanup after publish")
         return self._result(manifest, latest_updated=updated, pruned=pruned, local_path=local_path)
 
     def _refusal(self, stats: pipeline.StreamStats) -> str | None:
@@ -355,53 +365,75 @@ class Publisher:
 
     # --- reservation, lock and promotion -------------------------------------------------
 
-    def _marker(self, version: str) -> bytes:
-        return json.dumps(
-            {
-                "pid": os.getpid(),
-                "host": _HOST,
-                "version": version,
-                "started_at": utc_iso(datetime.now(timezone.utc)),
-                "token": uuid.uuid4().hex,
-            }
-        ).encode()
+    def _marker(self, version: str | None, *, restore: bool = False) -> bytes:
+        """The body of a reservation or lock: who holds it, since when, and for which version."""
+        marker: dict[str, Any] = {
+            "pid": os.getpid(),
+            "host": _HOST,
+            "version": version,
+            "started_at": utc_iso(datetime.now(timezone.utc)),
+            "token": uuid.uuid4().hex,
+        }
+        if restore:
+            marker["restore"] = True
+        return json.dumps(marker).encode()
 
-    async def _reserve(self, started: datetime) -> str:
-        """Claim a fresh version identifier with a conditional create of its lock."""
+    async def _reserve(self, started: datetime) -> tuple[str, bool]:
+        """Claim a fresh version identifier with a conditional create of its lock.
+
+        Also tells whether the control folder held anything else (other
+        publishes in flight, or leftovers of interrupted ones).
+        """
         st, layout = self.storage, self.layout
         for _ in range(100):
             archives, control = await asyncio.gather(st.list(ARCHIVE_DIR), st.list(CONTROL_DIR))
             taken = {v for e in archives if (v := _version_of(layout, e.basename))}
             taken |= {v for e in control if (v := layout.parse_reservation(e.basename))}
             version = next_version(started, taken)
+            marker = self._marker(version)
             try:
-                await st.write_bytes(layout.reservation(version), self._marker(version), exclusive=True)
+                await st.write_bytes(layout.reservation(version), marker, exclusive=True)
             except FileExistsError:
-                continue
+                if not await self._holds(layout.reservation(version), marker):
+                    continue
             if await st.exists(layout.archive(version)):  # written by someone who skipped the lock
                 await st.delete(layout.reservation(version))
                 started = started + timedelta(seconds=1)
                 continue
-            return version
+            mine = _basename(layout.reservation(version))
+            return version, any(entry.basename != mine for entry in control)
         raise ConflictError(f"{st.uri(ARCHIVE_DIR)}: could not reserve a version name; too many publishers at once")
 
+    async def _holds(self, rel: str, marker: bytes) -> bool:
+        """True when ``rel`` holds ``marker``: a retried conditional create whose first attempt landed."""
+        holder = await self._read_marker(rel)
+        return holder is not None and holder.get("token") == json.loads(marker)["token"]
+
     @contextlib.asynccontextmanager
-    async def _latest_lock(self) -> AsyncIterator[None]:
-        """Hold the lease on replacing the latest (a conditional create of a lock object)."""
+    async def _latest_lock(self, marker: bytes) -> AsyncIterator[dict[str, Any] | None]:
+        """Hold the lease on replacing the latest (a conditional create of a lock object).
+
+        Yields the marker of a dead holder whose lock was broken on the way, if
+        any: its promotion may have stopped between its copy and its manifest.
+        """
         st, path = self.storage, self.layout.latest_lock
-        body = self._marker("latest")
         deadline = time.monotonic() + self.lock_timeout
         wait = 0.05
+        broken: dict[str, Any] | None = None
+        token = json.loads(marker)["token"]
         while True:
             try:
-                await st.write_bytes(path, body, exclusive=True)
+                await st.write_bytes(path, marker, exclusive=True)
                 break
             except FileExistsError:
                 pass
             holder = await self._read_marker(path)
-            if holder is None or self._is_dead(holder, lease=True):
-                logger.warning("breaking a stale lock %s", st.uri(path))
-                await st.delete(path)
+            if holder is None:  # released in the meantime
+                continue
+            if holder.get("token") == token:  # a retried create whose first attempt landed
+                break
+            if self._is_dead(holder, lease=True) and await self._break_lock(holder):
+                broken = holder
                 continue
             if time.monotonic() > deadline:
                 raise ConflictError(
@@ -411,20 +443,51 @@ class Publisher:
             await asyncio.sleep(wait)
             wait = min(wait * 2, 1.0)
         try:
-            yield
+            yield broken
         finally:
-            holder = await self._read_marker(path)
-            if holder is not None and holder.get("token") == json.loads(body)["token"]:
-                await _quietly(st.delete(path))
+            await _quietly(self._release(path, marker), "releasing the lock")
+
+    async def _release(self, rel: str, marker: bytes) -> None:
+        if await self._holds(rel, marker):
+            await self.storage.delete(rel)
+
+    async def _break_lock(self, holder: dict[str, Any]) -> bool:
+        """Delete the lock of a dead ``holder``; True when this call deleted it.
+
+        Whoever breaks it first creates a claim named after the dead holder's
+        token, so two publishers that find the same dead lock cannot both
+        delete it (the second would delete the first one's new lock).
+        """
+        st, path = self.storage, self.layout.latest_lock
+        claim = self.layout.lock_claim(str(holder.get("token") or "unreadable"))
+        try:
+            await st.write_bytes(claim, self._marker(None), exclusive=True)
+        except FileExistsError:
+            claimer = await self._read_marker(claim)
+            if claimer is not None and self._is_dead(claimer, lease=True):
+                await st.delete(claim)  # its breaker died too
+            return False
+        try:
+            current = await self._read_marker(path)
+            if current is None or current.get("token") != holder.get("token"):
+                return False
+            logger.warning(
+                "breaking the stale lock %s of pid %s on %s", st.uri(path), holder.get("pid"), holder.get("host")
+            )
+            await st.delete(path)
+            return True
+        finally:
+            await _quietly(st.delete(claim))
 
     async def _read_marker(self, rel: str) -> dict[str, Any] | None:
+        """The marker at ``rel``; None when there is none, ``{}`` when it is unreadable."""
         try:
             data = json.loads(await self.storage.read_bytes(rel))
-            return data if isinstance(data, dict) else None
         except (StorageNotFoundError, FileNotFoundError):
             return None
         except ValueError:
-            return None
+            return {}
+        return data if isinstance(data, dict) else {}
 
     def _is_dead(self, marker: dict[str, Any], *, lease: bool = False) -> bool:
         """True when the process behind a marker is gone (same host) or the marker is too old."""
@@ -441,25 +504,88 @@ class Publisher:
         return datetime.now(timezone.utc) - started > limit
 
     async def _promote(self, manifest: Manifest, *, check_order: bool) -> bool:
-        """Copy the archive over the latest, then write the latest manifest; False if a newer one is there."""
+        """Under the lease, copy the archive over the latest and write the latest manifest.
+
+        Returns False when a version that started later is already the latest.
+        """
+        async with self._latest_lock(self._marker(manifest.version, restore=not check_order)) as interrupted:
+            if interrupted is not None:
+                await self._finish_promotion(interrupted)
+            return await self._replace_latest(manifest, check_order=check_order)
+
+    async def _finish_promotion(self, holder: dict[str, Any]) -> None:
+        """Redo the promotion a dead lock holder had begun, so the latest never moves back from it.
+
+        It may have copied its archive over the latest and died before the
+        latest manifest: finishing it makes the pair agree again, and the
+        order check then compares against that version.
+        """
+        version = holder.get("version")
+        if not isinstance(version, str) or self.layout.parse_manifest(f"{self.name}_{version}.manifest.json") is None:
+            return
+        try:
+            manifest = Manifest.from_json(await self.storage.read_bytes(self.layout.archive_manifest(version)))
+        except (StorageNotFoundError, FileNotFoundError, IntegrityError):
+            return
+        restore = bool(holder.get("restore"))
+        if restore:
+            manifest = replace(manifest, restored_at=utc_iso(datetime.now(timezone.utc)))
+        logger.warning("finishing the interrupted promotion of version %s", version)
+        await self._replace_latest(manifest, check_order=not restore)
+
+    async def _replace_latest(self, manifest: Manifest, *, check_order: bool) -> bool:
+        """Copy ``manifest``'s archive over the latest, then write the latest manifest (lease held).
+
+        On failure the previous latest is put back, so the latest and its
+        manifest still agree.
+        """
         st = self.storage
         layout = Layout(self.name, manifest.compression is not None)
-        async with self._latest_lock():
-            if check_order:
-                current = await self._latest_manifest(quiet=True)
-                if current is not None and current.version > manifest.version:
-                    logger.warning(
-                        "%s: version %s started later and is already latest; %s stays an archive only",
-                        st.uri(layout.latest),
-                        current.version,
-                        manifest.version,
-                    )
-                    return False
+        current = await self._latest_manifest(quiet=True)
+        if check_order and current is not None and current.version > manifest.version:
+            logger.warning(
+                "%s: version %s started later and is already latest; %s stays an archive only",
+                st.uri(layout.latest),
+                current.version,
+                manifest.version,
+            )
+            return False
+        # a latest without a manifest (the seed pipeline's) cannot be put back, so it is never removed either
+        first = current is None and not await st.exists(layout.latest)
+        try:
             await st.copy(
                 manifest.archive, layout.latest, content_type=manifest.content_type, metadata=manifest.object_metadata()
             )
             await st.write_bytes(layout.latest_manifest, manifest.to_json(), content_type="application/json")
+        except BaseException as exc:
+            if isinstance(exc, Exception) and await self._manifest_is(manifest):
+                return True  # the manifest landed and only its acknowledgement was lost
+            if current is not None or first:
+                await _quietly(self._put_back(layout, current), "putting the previous latest back")
+            raise
+        other = Layout(self.name, manifest.compression is None).latest
+        if current is not None and current.compression != manifest.compression:
+            # the other format's latest is no longer described by any manifest: never leave it stale
+            logger.warning("compression changed: removing the stale %s", st.uri(other))
+            await _quietly(st.delete(other), f"removing the stale {other}")
         return True
+
+    async def _manifest_is(self, manifest: Manifest) -> bool:
+        try:
+            landed = await self._latest_manifest(quiet=True)
+        except Exception:
+            return False
+        return landed is not None and landed.to_json() == manifest.to_json()
+
+    async def _put_back(self, layout: Layout, previous: Manifest | None) -> None:
+        """After a failed promotion, copy the previous version back over the latest (or remove a first one)."""
+        st = self.storage
+        if previous is None:
+            await st.delete(layout.latest)
+        elif Layout(self.name, previous.compression is not None).latest == layout.latest:
+            await st.copy(
+                previous.archive, layout.latest, content_type=previous.content_type, metadata=previous.object_metadata()
+            )
 
     # --- reading the published state -----------------------------------------------------
 
@@ -488,6 +614,10 @@ class Publisher:
         versions and are not listed. Archives written before manifests existed
         (by the seed pipeline) are listed with an unknown record count.
         """
+        return await self._versions(describe=True)
+
+    async def _versions(self, *, describe: bool) -> list[VersionInfo]:
+        """The versions from two listings; ``describe`` adds record counts and ``is_latest`` (a read per version)."""
         st, layout = self.storage, self.layout
         archives, control = await asyncio.gather(st.list(ARCHIVE_DIR), st.list(CONTROL_DIR))
         manifests = {v for e in archives if (v := layout.parse_manifest(e.basename))}
@@ -501,12 +631,12 @@ class Publisher:
             if version in reserved and version not in manifests:
                 continue
             found.append((version, compressed, entry))
-        latest = await self._latest_manifest(quiet=True)
+        latest = await self._latest_manifest(quiet=True) if describe else None
         semaphore = asyncio.Semaphore(16)
 
-        async def describe(version: str, compressed: bool, entry: Entry) -> VersionInfo:
+        async def info(version: str, compressed: bool, entry: Entry) -> VersionInfo:
             count: int | None = None
-            if version in manifests:
+            if describe and version in manifests:
                 async with semaphore:
                     with contextlib.suppress(Exception):
                         count = Manifest.from_json(await st.read_bytes(layout.archive_manifest(version))).record_count
@@ -521,15 +651,15 @@ class Publisher:
                 is_latest=latest is not None and latest.archive == entry.path,
             )
 
-        infos = await asyncio.gather(*(describe(*item) for item in found))
-        return sorted(infos, key=lambda info: (info.version, info.compression or ""), reverse=True)
+        infos = await asyncio.gather(*(info(*item) for item in found))
+        return sorted(infos, key=lambda i: (i.version, i.compression or ""), reverse=True)
 
     async def _find_version(self, version: str | VersionInfo) -> VersionInfo:
         wanted = version.version if isinstance(version, VersionInfo) else str(version)
         for suffix in (".csv.gz", ".csv"):  # accept a file name too
             if wanted.startswith(f"{self.name}_") and wanted.endswith(suffix):
                 wanted = wanted[len(self.name) + 1 : -len(suffix)]
-        matches = [v for v in await self.versions() if v.version == wanted]
+        matches = [v for v in await self._versions(describe=False) if v.version == wanted]
         if isinstance(version, VersionInfo):
             matches = [v for v in matches if v.path == version.path] or matches
         if not matches:
@@ -562,11 +692,20 @@ class Publisher:
                 manifest = Manifest.from_json(await st.read_bytes(self.layout.archive_manifest(info.version)))
             except (StorageNotFoundError, FileNotFoundError):
                 raise IntegrityError(f"{st.uri(rel)} has no manifest; restore() can rebuild it") from None
+        notes: list[str] = []
         try:
             measured = await self._measure(rel, manifest.compression is not None)
         except (StorageNotFoundError, FileNotFoundError):
             problems.append(f"{st.uri(rel)} is missing")
             measured = None
+        if version is None and measured is not None and measured[1] != manifest.sha256:
+            promoted = await self._promotion_under_way(measured[0], measured[1])
+            if promoted is not None:
+                notes.append(
+                    f"the latest is version {promoted.version} but its manifest still names {manifest.version}: "
+                    "a publish is replacing it, or one was interrupted (the next publish or cleanup() finishes it)"
+                )
+                manifest = promoted
         if measured is not None:
             size, sha, csv_sha, records = measured
             if size != manifest.size:
@@ -588,10 +727,28 @@ class Publisher:
             expected_sha256=manifest.sha256,
             record_count=manifest.record_count,
             problems=problems,
+            notes=notes,
         )
         if strict and problems:
             raise IntegrityError(f"{report.uri}: " + "; ".join(problems))
         return report
+
+    async def _promotion_under_way(self, size: int, sha256: str) -> Manifest | None:
+        """The manifest of the version the lease holder is promoting, if the latest already holds its bytes.
+
+        Between the copy and the latest manifest (a window of one request, or
+        left open by a killed publisher until the next publish or cleanup) the
+        latest and its manifest disagree; the lock names the version copied.
+        """
+        holder = await self._read_marker(self.layout.latest_lock)
+        version = holder.get("version") if holder else None
+        if not isinstance(version, str) or self.layout.parse_manifest(f"{self.name}_{version}.manifest.json") is None:
+            return None
+        try:
+            manifest = Manifest.from_json(await self.storage.read_bytes(self.layout.archive_manifest(version)))
+        except (StorageNotFoundError, FileNotFoundError, IntegrityError):
+            return None
+        return manifest if (manifest.size, manifest.sha256) == (size, sha256) else None
 
     async def _check_source_archive(self, manifest: Manifest) -> list[str]:
         st = self.storage
@@ -696,15 +853,17 @@ class Publisher:
     async def prune(self, keep: int) -> list[str]:
         """Delete archives older than the newest ``keep``; never the one the latest came from.
 
-        Returns the deleted version identifiers.
+        Versions whose publish is still in flight are kept too. Returns the
+        deleted version identifiers.
         """
         if not isinstance(keep, int) or keep < 1:
             raise InputError(f"keep={keep!r}: keep at least 1 archived version")
-        st = self.storage
+        st, layout = self.storage, self.layout
         latest = await self._latest_manifest(quiet=True)
+        in_flight = {v for e in await st.list(CONTROL_DIR) if (v := layout.parse_reservation(e.basename))}
         deleted = []
         for info in (await self.versions())[keep:]:
-            if latest is not None and info.path == latest.archive:
+            if (latest is not None and info.path == latest.archive) or info.version in in_flight:
                 continue
             await st.delete(info.path)
             await st.delete(self.layout.archive_manifest(info.version))
@@ -715,42 +874,54 @@ class Publisher:
     async def cleanup(self) -> CleanupReport:
         """Remove what interrupted publishes of this name left behind.
 
-        That is: reservations and locks of processes that are gone (same
-        machine) or older than ``stale_after``; archives they committed without
-        a manifest; incomplete multipart uploads under ``timestamped/``; hidden
-        temp files of local writes. Publishes in flight are left alone.
+        That is: reservations, locks and lock claims of processes that are gone
+        (same machine) or older than ``stale_after``; archives they committed
+        without a manifest; manifests whose archive is gone; incomplete
+        multipart uploads under ``timestamped/``; hidden temp files of local
+        writes. A promotion cut short between its copy and its manifest is
+        finished. Publishes in flight are left alone. A publish runs it when it
+        finds another publish's reservation or lock, which every interrupted
+        publish leaves behind.
         """
         st, layout = self.storage, self.layout
         removed: list[str] = []
         aborted: list[str] = []
+        # Uploads are listed before the reservations: an upload listed here belongs to a publish
+        # whose reservation is either in the listing below (alive) or gone with its process.
+        uploads = await st.incomplete_uploads(f"{ARCHIVE_DIR}/{self.name}_")
         archives, control, top = await asyncio.gather(st.list(ARCHIVE_DIR), st.list(CONTROL_DIR), st.list(""))
-        manifests = {v for e in archives if (v := layout.parse_manifest(e.basename))}
+        present = {e.basename for e in archives}
         live: set[str] = set()
         dead: set[str] = set()
         for entry in control:
             version = layout.parse_reservation(entry.basename)
-            if version is None and entry.basename != os.path.basename(layout.latest_lock):
+            if version is None:
                 continue
             marker = await self._read_marker(entry.path)
-            if marker is not None and not self._is_dead(marker, lease=version is None):
-                if version:
-                    live.add(version)
-                continue
-            if version:
-                dead.add(version)
-        # archives committed by a dead publish before its manifest: not versions, remove them
+            if marker is not None:
+                (dead if self._is_dead(marker) else live).add(version)
         for entry in archives:
             parsed = layout.parse_archive(entry.basename)
-            if parsed and parsed[0] in dead and parsed[0] not in manifests:
+            # committed by a dead publish before its manifest: not a version
+            if parsed and parsed[0] in dead and _basename(layout.archive_manifest(parsed[0])) not in present:
                 await st.delete(entry.path)
                 removed.append(st.uri(entry.path))
-        for key, upload_id, _initiated in await st.incomplete_uploads(f"{ARCHIVE_DIR}/{self.name}_"):
+            version = layout.parse_manifest(entry.basename)
+            # a manifest whose archive is gone (a prune or a failed publish cut short)
+            if version is not None and version not in live and not await self._has_archive(version, present):
+                await st.delete(entry.path)
+                removed.append(st.uri(entry.path))
+        for key, upload_id, _initiated in uploads:
             parsed = layout.parse_archive(key.rsplit("/", 1)[-1])
             if parsed is None or parsed[0] in live:
                 continue
-            await st.abort_upload(key, upload_id)
+            try:
+                await st.abort_upload(key, upload_id)
+            except StorageError as exc:  # completed or aborted since it was listed
+                logger.info("could not abort the upload of %s: %s", st.uri(key), exc)
+                continue
             aborted.append(st.uri(key))
-        for entry in [*archives, *top]:
+        for entry in [*archives, *top, *control]:
             if layout.is_temp_of(entry.basename) and self._temp_is_dead(entry):
                 await st.delete(entry.path)
                 removed.append(st.uri(entry.path))
@@ -759,14 +930,30 @@ class Publisher:
             if version is not None and version in dead:
                 await st.delete(entry.path)
                 removed.append(st.uri(entry.path))
-            elif entry.basename == os.path.basename(layout.latest_lock):
+            elif layout.is_lock_claim(entry.basename):
                 marker = await self._read_marker(entry.path)
-                if marker is None or self._is_dead(marker, lease=True):
+                if marker is not None and self._is_dead(marker, lease=True):
                     await st.delete(entry.path)
                     removed.append(st.uri(entry.path))
+            elif entry.basename == _basename(layout.latest_lock):
+                marker = await self._read_marker(entry.path)
+                if marker is not None and self._is_dead(marker, lease=True):
+                    # taking the lease breaks the dead lock and finishes its promotion
+                    async with self._latest_lock(self._marker(None)) as interrupted:
+                        if interrupted is not None:
+                            await self._finish_promotion(interrupted)
+                            removed.append(st.uri(entry.path))
         if removed or aborted:
             logger.info("cleanup of %s: removed %d leftovers, aborted %d uploads", st.uri(), len(removed), len(aborted))
         return CleanupReport(removed=removed, aborted_uploads=aborted)
+
+    async def _has_archive(self, version: str, present: set[str]) -> bool:
+        names = [_basename(Layout(self.name, compressed).archive(version)) for compressed in (True, False)]
+        if any(name in present for name in names):
+            return True
+        # a listing is not a snapshot: ask again before calling it gone
+        checks = [self.storage.exists(Layout(self.name, compressed).archive(version)) for compressed in (True, False)]
+        return any(await asyncio.gather(*checks))
 
     def _temp_is_dead(self, entry: Entry) -> bool:
         # temp names end with .<pid>-<random>.tmp (see storage.temp_name)
@@ -808,6 +995,10 @@ class Publisher:
     def cleanup_sync(self) -> CleanupReport:
         """Blocking :meth:`cleanup`."""
         return run_sync(self.cleanup())
+
+
+def _basename(rel: str) -> str:
+    return rel.rsplit("/", 1)[-1]
 
 
 def _version_of(layout: Layout, basename: str) -> str | None:

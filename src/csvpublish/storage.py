@@ -22,11 +22,19 @@ from datetime import datetime
 from typing import IO, Any, TypeVar
 
 import fsspec
-from fsspec.asyn import AsyncFileSystem
+from fsspec.asyn import AsyncFileSystem, sync
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.spec import AbstractFileSystem
 
-from .errors import InputError, MissingBackendError, StorageNotFoundError, is_transient, translate
+from .errors import (
+    InputError,
+    MissingBackendError,
+    StorageNotFoundError,
+    error_chain,
+    error_code,
+    is_transient,
+    translate,
+)
 
 logger = logging.getLogger("csvpublish")
 
@@ -47,6 +55,72 @@ _PACKAGES = {
 }
 _OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl"}
 _memory_lock = threading.Lock()
+
+_CREDENTIAL_OPTIONS = {
+    "key",
+    "secret",
+    "token",
+    "password",
+    "session_token",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "account_key",
+    "sas_token",
+    "client_secret",
+    "connection_string",
+    "credentials",
+    "private_key",
+}
+# Loggers of backend clients that print request headers at DEBUG: botocore shows the
+# access key id in Authorization and the session token in X-Amz-Security-Token.
+_HEADER_LOGGERS = ("botocore.auth", "botocore.endpoint", "gcsfs")
+
+
+class _Redactor(logging.Filter):
+    """Replaces credentials given in storage options with ``***`` in the records of :data:`_HEADER_LOGGERS`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
+        self._installed = False
+
+    def register(self, options: dict[str, Any]) -> None:
+        found = set(_credentials(options))
+        if not found - self.secrets:
+            return
+        with self._lock:
+            self.secrets = self.secrets | found
+            if not self._installed:
+                for name in _HEADER_LOGGERS:
+                    logging.getLogger(name).addFilter(self)
+                self._installed = True
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secrets = self.secrets
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave it to logging's own error handling
+            return True
+        if any(secret in message for secret in secrets):
+            for secret in secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+def _credentials(options: dict[str, Any]) -> builtins.list[str]:
+    out = []
+    for name, value in options.items():
+        if isinstance(value, dict):
+            out += _credentials(value)
+        elif isinstance(value, str) and name.lower() in _CREDENTIAL_OPTIONS and len(value) >= 4:
+            out.append(value)
+    return out
+
+
+_redactor = _Redactor()
 
 
 @dataclass(frozen=True)
@@ -99,7 +173,8 @@ class Storage:
         root: the folder inside ``location`` when it is a filesystem.
         retry: the retry policy for transient errors.
         **storage_options: passed to the fsspec filesystem (credentials, endpoint...).
-            They are never logged or shown in ``repr``.
+            They are never logged or shown in ``repr``; credentials among them are
+            masked as ``***`` in the DEBUG logs of botocore, which print request headers.
 
     Example:
         >>> Storage("/tmp/out").uri("books_latest.csv.gz")
@@ -138,6 +213,7 @@ class Storage:
                 raise
             self.fs = fs
             self.root = path.rstrip("/")
+        _redactor.register(dict(getattr(self.fs, "storage_options", None) or {}))
         self._is_async = isinstance(self.fs, AsyncFileSystem)
         protocols = self.fs.protocol if isinstance(self.fs.protocol, (tuple, list)) else (self.fs.protocol,)
         self.protocol: str = protocols[0]
@@ -208,11 +284,15 @@ class Storage:
                     continue
                 raise translate(exc, what) from exc
 
-    def blocking(self, what: str, op: Callable[[], T]) -> T:
-        """Run a blocking ``op`` with the retry policy (for worker threads)."""
+    def blocking(self, what: str, op: Callable[[], T], *, retry: bool = True) -> T:
+        """Run a blocking ``op`` with the retry policy (for worker threads).
+
+        ``retry=False`` runs it once, translating its failure: for steps that
+        are not safe to repeat, such as committing a writer.
+        """
         import time
 
-        delays = self.retry.delays()
+        delays = self.retry.delays() if retry else []
         attempt = 0
         while True:
             try:
@@ -243,12 +323,28 @@ class Storage:
         if not bucket:
             raise InputError(f"{self.uri()}: the destination needs a bucket, like {self.protocol}://bucket/prefix")
         self.fs.invalidate_cache(bucket)
-        exists = await self.retrying(f"{self.protocol}://{bucket}", lambda: self._call("exists", bucket))
-        if not exists:
+        what = f"{self.protocol}://{bucket}"
+        fs: Any = self.fs
+
+        async def probe() -> None:
+            # Ask the service itself: a plain exists() answers False for any error,
+            # so an unreachable endpoint would look like a missing bucket.
+            if self._protocols & {"s3", "s3a"}:
+                coro = fs._call_s3("head_bucket", Bucket=bucket)
+                if fs.asynchronous:
+                    await coro
+                else:
+                    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, fs.loop))
+            else:
+                await self._call("info", bucket)
+
+        try:
+            await self.retrying(what, probe)
+        except StorageNotFoundError:
             raise StorageNotFoundError(
-                f"{self.protocol}://{bucket}: the bucket does not exist (or these credentials cannot see it); "
+                f"{what}: the bucket does not exist (or these credentials cannot see it); "
                 "create it or fix the destination URL"
-            )
+            ) from None
 
     async def exists(self, rel: str) -> bool:
         """True when ``rel`` exists (never answered from a cache)."""
@@ -265,7 +361,13 @@ class Storage:
     async def read_bytes(self, rel: str) -> bytes:
         """The whole content of ``rel``; meant for small objects like manifests."""
         full = self.path(rel)
-        return bytes(await self.retrying(self.uri(rel), lambda: self._call("cat_file", full)))
+
+        async def op() -> bytes:
+            # s3fs sizes the read from its listing cache, which would miss an object made since
+            self.fs.invalidate_cache(full)
+            return bytes(await self._call("cat_file", full))
+
+        return await self.retrying(self.uri(rel), op)
 
     async def list(self, rel: str = "") -> builtins.list[Entry]:
         """Files directly inside folder ``rel``; an absent folder lists as empty."""
@@ -512,6 +614,8 @@ class Storage:
         writer: Writer
         if self.is_local:
             writer = _LocalWriter(self.fs, full, exclusive)
+        elif self._protocols & {"s3", "s3a"}:
+            writer = _S3Writer(self, full, content_type, exclusive, part_size)
         elif self.is_object_store:
             kwargs = self._content_type_kwargs(content_type) if content_type else {}
             handle = self.fs.open(full, "xb" if exclusive else "wb", block_size=part_size, **kwargs)
@@ -522,8 +626,10 @@ class Storage:
         return writer
 
     def open_reader(self, rel: str) -> IO[bytes]:
-        """A blocking binary reader of ``rel``."""
-        return self.fs.open(self.path(rel), "rb", block_size=PART_SIZE)  # type: ignore[no-any-return]
+        """A blocking binary reader of ``rel``, never opened from cached metadata."""
+        full = self.path(rel)
+        self.fs.invalidate_cache(full)  # a stale cached ETag would make S3 refuse the read of a replaced object
+        return self.fs.open(full, "rb", block_size=PART_SIZE)  # type: ignore[no-any-return]
 
 
 class Writer:
@@ -536,7 +642,11 @@ class Writer:
         raise NotImplementedError
 
     def commit(self) -> None:
-        """Make the data visible at the target. Raises FileExistsError for an exclusive write that lost."""
+        """Make the data visible at the target. Raises FileExistsError for an exclusive write that lost.
+
+        Call it once: after a failed commit the writer is discarded, so run it
+        with ``Storage.blocking(..., retry=False)``.
+        """
         raise NotImplementedError
 
     def discard(self) -> None:
@@ -572,7 +682,7 @@ class _LocalWriter(Writer):
             self.handle.close()
             if self.exclusive:
                 self.fs.link(self.tmp, self.final)  # fails if the target exists: an exclusive create
-                self.fs.rm_file(self.tmp)
+                self._remove_tmp()  # committed already: a temp left behind is cleanup()'s job
             else:
                 self.fs.mv(self.tmp, self.final)  # rename(2): atomic replacement
         except BaseException:
@@ -585,10 +695,14 @@ class _LocalWriter(Writer):
                 self.handle.close()
         except OSError:
             pass
+        self._remove_tmp()
+
+    def _remove_tmp(self) -> None:
         try:
             self.fs.rm_file(self.tmp)
-        except FileNotFoundError:
-            pass
+        except OSError as exc:  # best effort: never hide the real outcome; cleanup() removes the temp
+            if not isinstance(exc, FileNotFoundError):
+                logger.warning("could not remove the temp file %s: %s", self.tmp, type(exc).__name__)
 
 
 def local_writer(path: str, exclusive: bool = False) -> Writer:
@@ -596,11 +710,105 @@ def local_writer(path: str, exclusive: bool = False) -> Writer:
     return _LocalWriter(LocalFileSystem(), os.path.abspath(path), exclusive)
 
 
+class _S3Writer(Writer):
+    """A multipart upload driven request by request, so each request is retried on its own.
+
+    Data under ``part_size`` goes up in one PutObject at commit. Either way the
+    object appears only on commit, created conditionally (``If-None-Match: *``)
+    when ``exclusive``; ``discard`` aborts the multipart upload.
+    """
+
+    def __init__(self, storage: Storage, full: str, content_type: str | None, exclusive: bool, part_size: int) -> None:
+        fs: Any = storage.fs
+        self.storage = storage
+        self.full = full
+        self.bucket, self.key, _ = fs.split_path(full)
+        self.headers: dict[str, Any] = {"ContentType": content_type} if content_type else {}
+        self.match: dict[str, Any] = {"IfNoneMatch": "*"} if exclusive else {}
+        self.part_size = part_size
+        self.buffer = bytearray()
+        self.parts: builtins.list[dict[str, Any]] = []
+        self.upload_id: str | None = None
+        self.finished = False
+
+    def _s3(self, method: str, *, retry: bool = True, **kwargs: Any) -> Any:
+        fs: Any = self.storage.fs
+        return self.storage.blocking(
+            self.name,
+            lambda: sync(fs.loop, fs._call_s3, method, Bucket=self.bucket, Key=self.key, **kwargs),
+            retry=retry,
+        )
+
+    def write(self, data: bytes) -> None:
+        self.buffer += data
+        while len(self.buffer) >= self.part_size:
+            self._upload_part(bytes(self.buffer[: self.part_size]))
+            del self.buffer[: self.part_size]
+
+    def _upload_part(self, body: bytes) -> None:
+        if self.upload_id is None:
+            self.upload_id = self._s3("create_multipart_upload", **self.headers)["UploadId"]
+        number = len(self.parts) + 1
+        out = self._s3("upload_part", UploadId=self.upload_id, PartNumber=number, Body=body)
+        self.parts.append({"PartNumber": number, "ETag": out["ETag"]})
+
+    def commit(self) -> None:
+        try:
+            if self.upload_id is None:
+                body = bytes(self.buffer)
+                try:
+                    self._s3("put_object", Body=body, **self.headers, **self.match)
+                except Exception as exc:
+                    # a retried conditional PUT whose first attempt landed: the object is ours
+                    if not (_is_precondition_failure(exc) and self._holds(body)):
+                        raise
+            else:
+                if self.buffer:
+                    self._upload_part(bytes(self.buffer))
+                # CompleteMultipartUpload is idempotent for one upload id, so retrying it is safe
+                self._s3(
+                    "complete_multipart_upload",
+                    UploadId=self.upload_id,
+                    MultipartUpload={"Parts": self.parts},
+                    **self.match,
+                )
+            self.finished = True
+        except Exception as exc:
+            self.discard()
+            if _is_precondition_failure(exc):
+                raise FileExistsError(self.name) from None
+            raise
+        finally:
+            self.storage.fs.invalidate_cache(self.full)
+
+    def _holds(self, body: bytes) -> bool:
+        import hashlib
+
+        try:
+            etag = self._s3("head_object", retry=False).get("ETag", "")
+        except Exception:
+            return False
+        return bool(etag.strip('"') == hashlib.md5(body, usedforsecurity=False).hexdigest())
+
+    def discard(self) -> None:
+        self.buffer = bytearray()
+        if self.finished or self.upload_id is None:
+            return
+        upload_id, self.upload_id = self.upload_id, None
+        try:
+            self._s3("abort_multipart_upload", UploadId=upload_id)
+        except Exception as exc:  # best effort: cleanup() aborts what is left
+            logger.warning("could not abort the upload of %s: %s", self.name, type(exc).__name__)
+
+
 class _ObjectWriter(Writer):
+    """An fsspec file of an object store (GCS resumable upload, Azure blocks, ...)."""
+
     def __init__(self, storage: Storage, full: str, handle: Any) -> None:
         self.storage = storage
         self.full = full
         self.handle = handle
+        self.finished = False
 
     def write(self, data: bytes) -> None:
         self.handle.write(data)
@@ -608,6 +816,7 @@ class _ObjectWriter(Writer):
     def commit(self) -> None:
         try:
             self.handle.close()
+            self.finished = True
         except Exception as exc:
             self.discard()
             if _is_precondition_failure(exc):
@@ -617,8 +826,10 @@ class _ObjectWriter(Writer):
             self.storage.fs.invalidate_cache(self.full)
 
     def discard(self) -> None:
-        if self.handle.closed:
+        # A failed close() marks the file closed with its upload still open: abort it all the same.
+        if self.finished:
             return
+        self.finished = True
         try:
             self.handle.discard()
         except Exception as exc:  # best effort: cleanup() removes what an abort leaves
@@ -682,12 +893,14 @@ def _local_copy(fs: AbstractFileSystem, src: str, dst: str) -> None:
 
 
 def _is_precondition_failure(exc: BaseException) -> bool:
-    cur: BaseException | None = exc
-    while cur is not None:
-        if isinstance(cur, FileExistsError):
+    """True when ``exc`` is a conditional create that found the object there.
+
+    Matched by error code, never by message text: a message holds paths whose
+    digits could read as a status.
+    """
+    for item in error_chain(exc):
+        if isinstance(item, FileExistsError) or error_code(item) in {"PreconditionFailed", "412"}:
             return True
-        text = str(cur)
-        if "PreconditionFailed" in text or "412" in text or "conditionNotMet" in text:
+        if "conditionNotMet" in str(item):  # GCS's reason for a failed ifGenerationMatch
             return True
-        cur = cur.__cause__ or cur.__context__
     return False

@@ -1,0 +1,203 @@
+"""Crash test: a publish killed by SIGKILL anywhere leaves a verifiable latest and nothing a publish cannot clean.
+
+A child process publishes an ~11 MB CSV that barely compresses (so on S3 the
+archive is a two-part multipart upload). It is killed either by itself, with
+SIGKILL from the fault hook of tests/faults.py at a chosen step, or by this
+process at a chosen fraction of a full publish's duration. Children come from a
+forkserver that has already imported csvpublish and s3fs, so a run costs the
+publish, not the imports.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import multiprocessing
+import os
+import random
+import signal
+import sys
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pytest
+
+from csvpublish import Publisher, Storage
+from csvpublish.storage import PART_SIZE
+
+from .conftest import s3_options
+from .faults import Faults, FaultyLocal, faulty_s3
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL and the forkserver are POSIX only")
+
+NAME = "big"
+
+# (label, op, where, after_bytes, the latest afterwards: "old" or "new")
+KILL_POINTS: list[tuple[str, str, str | None, int | None, str]] = [
+    ("first listing", "list", None, None, "old"),
+    ("first data bytes", "upload", "timestamped/", 1, "old"),
+    ("second part", "upload", "timestamped/", PART_SIZE + 1, "old"),
+    ("archive commit", "commit", "timestamped/", None, "old"),
+    ("archive manifest", "manifest", "timestamped/", None, "old"),
+    ("latest lock", "lock", r"latest\.lock", None, "old"),
+    ("copy to latest", "copy", r"_latest\.csv", None, "old"),
+    ("latest manifest", "manifest", r"_latest\.manifest", None, "new"),
+    ("lock release", "delete", r"latest\.lock$", None, "new"),
+    ("reservation release", "delete", r"\d\.lock$", None, "new"),
+]
+TIMED_KILLS = [0.3, 0.7]
+# kills that leave an upload open: a multipart upload on S3, a temp file in a local folder
+MID_UPLOAD = {"first data bytes", "second part", "archive commit"}
+
+
+def _sigkill() -> BaseException:
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable")
+
+
+def _child(
+    backend: str, url: str, options: dict[str, Any], csv_path: str, kill: tuple[Any, ...] | None, conn: Connection
+) -> None:
+    """Publish ``csv_path``; with ``kill`` = (op, where, after_bytes), SIGKILL this process at that step."""
+    faults = Faults()
+    if kill is not None:
+        op, where, after_bytes = kill
+        faults.fail(op, _sigkill, where=where, after_bytes=after_bytes)
+    fs = FaultyLocal(faults) if backend == "local" else faulty_s3(faults, **options)
+    publisher = Publisher(Storage(fs, url), name=NAME)
+    conn.send("go")
+    publisher.publish_file_sync(csv_path)
+    conn.send("done")
+
+
+@pytest.fixture(scope="module")
+def spawner() -> multiprocessing.context.ForkServerContext:
+    """A forkserver with csvpublish, s3fs and this module imported, so children start in milliseconds."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["csvpublish", "s3fs", "tests.test_crash"])
+    return context
+
+
+@pytest.fixture(scope="module")
+def big_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """~11 MB of base64 noise: gzip keeps ~78% of it, so the stored archive needs two 8 MiB parts."""
+    path = tmp_path_factory.mktemp("crash") / "big.csv"
+    noise = base64.b64encode(random.Random(7).randbytes(8 * 2**20))
+    with open(path, "wb") as f:
+        f.write(b"id,payload\r\n")
+        for i, start in enumerate(range(0, len(noise), 100)):
+            f.write(b"%d,%s\r\n" % (i, noise[start : start + 100]))
+    return path
+
+
+class Run:
+    """One destination, a plain publisher to check it, and the child publishes against it."""
+
+    def __init__(self, backend: str, url: str, options: dict[str, Any], spawner: Any, csv_path: Path) -> None:
+        self.backend, self.url, self.options = backend, url, options
+        self.spawner, self.csv_path = spawner, csv_path
+        fs = fsspec.filesystem("file") if backend == "local" else fsspec.filesystem("s3", **options)
+        self.storage = Storage(fs, url)
+        self.publisher = Publisher(self.storage, name=NAME)
+
+    def child(self, kill: tuple[Any, ...] | None = None, after: float | None = None) -> tuple[int | None, float]:
+        """Run one child publish; kill it at a step (``kill``) or ``after`` seconds; return its exit code and time."""
+        parent, child_end = multiprocessing.Pipe()
+        process = self.spawner.Process(
+            target=_child, args=(self.backend, self.url, self.options, str(self.csv_path), kill, child_end)
+        )
+        process.start()
+        assert parent.poll(30), "the child never started publishing"
+        assert parent.recv() == "go"
+        started = time.monotonic()
+        if after is not None:
+            process.join(after)
+            if process.is_alive():
+                process.kill()
+        process.join(30)
+        return process.exitcode, time.monotonic() - started
+
+    def latest_sha(self) -> str:
+        return hashlib.sha256(self.storage.fs.cat_file(self.storage.path(f"{NAME}_latest.csv.gz"))).hexdigest()
+
+    def objects(self) -> set[str]:
+        st = self.storage
+        st.fs.invalidate_cache()
+        root = st.path()
+        return {st.fs._strip_protocol(p)[len(root) + 1 :] for p in st.fs.find(root, withdirs=False)}
+
+    def archived(self, objects: set[str]) -> set[str]:
+        """The versions that have an archive among ``objects``."""
+        return {rel[len(f"timestamped/{NAME}_") : -len(".csv.gz")] for rel in objects if rel.endswith(".csv.gz")} - {""}
+
+    def stray(self) -> set[str]:
+        """Objects other than the latest, its manifest, and each archive with its manifest."""
+        objects = self.objects()
+        expected = {f"{NAME}_latest.csv.gz", f"{NAME}_latest.manifest.json"}
+        for version in self.archived(objects):
+            expected |= {f"timestamped/{NAME}_{version}.csv.gz", f"timestamped/{NAME}_{version}.manifest.json"}
+        return objects ^ expected
+
+    def incomplete_uploads(self) -> list[Any]:
+        if self.backend != "s3":
+            return []
+        bucket = self.url.split("/")[2]
+        return list(self.storage.fs.call_s3("list_multipart_uploads", Bucket=bucket).get("Uploads", []))
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_a_killed_publish_leaves_a_verifiable_latest_and_no_leftovers(
+    backend: str, spawner: Any, big_csv: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """After SIGKILL at 12 points of a publish verify() passes; the next publish and cleanup() leave only versions."""
+    if backend == "local":
+        run = Run("local", str(tmp_path / "out"), {}, spawner, big_csv)
+    else:
+        endpoint = request.getfixturevalue("s3_endpoint")
+        options = s3_options(endpoint)
+        bucket = f"crash-{os.getpid()}-{int(time.time() * 1000) % 10**8}"
+        fsspec.filesystem("s3", **options).call_s3("create_bucket", Bucket=bucket)
+        run = Run("s3", f"s3://{bucket}/meta", options, spawner, big_csv)
+
+    code, duration = run.child()  # an uninterrupted publish: the previous good latest, and the time a publish takes
+    assert code == 0
+    assert run.publisher.verify_sync(strict=True).ok
+    assert run.storage.fs.size(run.storage.path(f"{NAME}_latest.csv.gz")) > PART_SIZE  # a multipart upload on S3
+
+    points = [(label, (op, where, at), None, expected) for label, op, where, at, expected in KILL_POINTS]
+    points += [(f"{fraction:.0%} of a publish", None, duration * fraction, "either") for fraction in TIMED_KILLS]
+    before_version = run.publisher.verify_sync(strict=True).version
+    for label, kill, after, expected in points:
+        before_sha = run.latest_sha()
+        before_versions = run.archived(run.objects())
+
+        code, _ = run.child(kill, after)
+        assert code == -signal.SIGKILL or (kill is None and code == 0), (label, code)
+
+        if label in MID_UPLOAD:
+            left = run.incomplete_uploads() if backend == "s3" else [o for o in run.objects() if o.endswith(".tmp")]
+            assert left, f"{label}: the kill should have left an upload open"
+        if label == "archive manifest":  # a committed archive without its manifest is never listed as a version
+            objects = run.objects()
+            bare = {v for v in run.archived(objects) if f"timestamped/{NAME}_{v}.manifest.json" not in objects}
+            assert bare
+            assert not bare & {info.version for info in run.publisher.versions_sync()}
+
+        report = run.publisher.verify_sync()
+        assert report.ok, (label, report.problems)
+        if expected == "old" or (expected == "either" and report.version == before_version):
+            assert report.version == before_version, label
+            assert run.latest_sha() == before_sha, label
+        else:
+            assert report.version not in before_versions | {before_version}, label
+            assert run.latest_sha() == report.sha256, label
+
+        result = run.publisher.publish_sync([{"id": label, "payload": "after the crash"}])
+        run.publisher.cleanup_sync()
+        assert run.publisher.verify_sync(strict=True).version == result.version, label
+        assert run.stray() == set(), label
+        assert run.incomplete_uploads() == [], label
+        before_version = result.version
