@@ -130,3 +130,15 @@ def test_every_error_is_a_csvpublish_error() -> None:
         obj = getattr(csvpublish, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, CsvPublishError), name
+
+
+async def test_reading_a_missing_destination_is_an_error(make_destination, tmp_path: Path) -> None:
+    """versions, verify, restore and cleanup on a missing folder or bucket raise StorageNotFoundError, not 'empty'."""
+    missing = Publisher(tmp_path / "nowhere", name="books")
+    for call in (missing.versions(), missing.verify(), missing.restore("20260101_000000"), missing.cleanup()):
+        with pytest.raises(StorageNotFoundError):
+            await call
+    assert not (tmp_path / "nowhere").exists()
+    options = make_destination("s3").options
+    with pytest.raises(StorageNotFoundError, match="bucket does not exist"):
+        await Publisher("s3://no-such-bucket-abc/x", name="books", storage_options=options).versions()

@@ -37,7 +37,6 @@ from . import (
     Progress,
     Publisher,
     PublishResult,
-    StorageNotFoundError,
     VerifyReport,
     VersionInfo,
 )
@@ -415,16 +414,6 @@ class Output:
 # --- the subcommands ---------------------------------------------------------------------------
 
 
-async def _require_destination(publisher: Publisher) -> None:
-    """Fail on a missing bucket or folder rather than report it as holding nothing."""
-    st = publisher.storage
-    if st.is_local:
-        if not os.path.isdir(st.root or "."):
-            raise StorageNotFoundError(f"{st.uri()}: no such folder; check the destination")
-    elif st.is_object_store:
-        await st.check()
-
-
 def _make_progress(output: Output, file: Path) -> Progress | None:
     if not output.progress:
         return None
@@ -467,7 +456,6 @@ async def cmd_publish(publisher: Publisher, args: argparse.Namespace, output: Ou
 
 
 async def cmd_versions(publisher: Publisher, args: argparse.Namespace, output: Output) -> int:
-    await _require_destination(publisher)
     versions = await publisher.versions()
     latest = next((v.version for v in versions if v.is_latest), None)
     output.data(
@@ -486,7 +474,6 @@ async def cmd_versions(publisher: Publisher, args: argparse.Namespace, output: O
 
 
 async def cmd_verify(publisher: Publisher, args: argparse.Namespace, output: Output) -> int:
-    await _require_destination(publisher)
     report = await publisher.verify(args.version)
     output.data(report.to_dict())
     if not report.ok:
@@ -504,7 +491,6 @@ async def cmd_verify(publisher: Publisher, args: argparse.Namespace, output: Out
 
 
 async def cmd_restore(publisher: Publisher, args: argparse.Namespace, output: Output) -> int:
-    await _require_destination(publisher)
     result = await publisher.restore(args.version)
     output.data(result.to_dict())
     output.text(
@@ -516,7 +502,6 @@ async def cmd_restore(publisher: Publisher, args: argparse.Namespace, output: Ou
 
 
 async def cmd_cleanup(publisher: Publisher, args: argparse.Namespace, output: Output) -> int:
-    await _require_destination(publisher)
     report = await publisher.cleanup()
     output.data(report.to_dict())
     if not report.removed and not report.aborted_uploads:

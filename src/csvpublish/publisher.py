@@ -46,6 +46,7 @@ from .storage import PART_SIZE, Entry, RetryPolicy, Storage
 logger = logging.getLogger("csvpublish")
 
 _HOST = socket.gethostname()
+_NOT_GZIP = "not a complete gzip stream"
 
 
 def library_version() -> str:
@@ -614,6 +615,7 @@ class Publisher:
         versions and are not listed. Archives written before manifests existed
         (by the seed pipeline) are listed with an unknown record count.
         """
+        await self.storage.check(create=False)
         return await self._versions(describe=True)
 
     async def _versions(self, *, describe: bool) -> list[VersionInfo]:
@@ -655,6 +657,7 @@ class Publisher:
         return sorted(infos, key=lambda i: (i.version, i.compression or ""), reverse=True)
 
     async def _find_version(self, version: str | VersionInfo) -> VersionInfo:
+        await self.storage.check(create=False)
         wanted = version.version if isinstance(version, VersionInfo) else str(version)
         for suffix in (".csv.gz", ".csv"):  # accept a file name too
             if wanted.startswith(f"{self.name}_") and wanted.endswith(suffix):
@@ -664,7 +667,7 @@ class Publisher:
             matches = [v for v in matches if v.path == version.path] or matches
         if not matches:
             raise VersionNotFoundError(
-                f"no archived version {wanted!r} of {self.name!r} in {self.storage.uri()}; list them with versions()"
+                f"no archived version {wanted!r} of {self.name!r} in {self.storage.uri()}; list them with versions"
             )
         return matches[0]
 
@@ -678,6 +681,7 @@ class Publisher:
         it is not ok.
         """
         st = self.storage
+        await st.check(create=False)
         problems: list[str] = []
         if version is None:
             target = "latest"
@@ -712,7 +716,9 @@ class Publisher:
                 problems.append(f"size is {size} bytes, the manifest says {manifest.size}")
             if sha != manifest.sha256:
                 problems.append(f"sha256 is {sha}, the manifest says {manifest.sha256}")
-            if csv_sha is not None and csv_sha != manifest.csv_sha256:
+            if csv_sha == _NOT_GZIP:
+                problems.append("the stored bytes are not a complete gzip stream")
+            elif csv_sha is not None and csv_sha != manifest.csv_sha256:
                 problems.append(f"uncompressed sha256 is {csv_sha}, the manifest says {manifest.csv_sha256}")
             if records is not None and manifest.record_count is not None and records != manifest.record_count:
                 problems.append(f"holds {records} records, the manifest says {manifest.record_count}")
@@ -797,7 +803,7 @@ class Publisher:
             if inflate is not None and not broken and not inflate.eof:
                 broken = True
             if broken:
-                return size, stored.hexdigest(), "not a complete gzip stream", None
+                return size, stored.hexdigest(), _NOT_GZIP, None
             if last and last != b"\n":
                 lines += 1
             return size, stored.hexdigest(), plain.hexdigest(), max(lines - 1, 0)
@@ -883,6 +889,7 @@ class Publisher:
         finds another publish's reservation or lock, which every interrupted
         publish leaves behind.
         """
+        await self.storage.check(create=False)
         st, layout = self.storage, self.layout
         removed: list[str] = []
         aborted: list[str] = []

@@ -307,15 +307,20 @@ class Storage:
 
     # --- async operations --------------------------------------------------------------
 
-    async def check(self) -> None:
-        """Make sure the destination can be written: the bucket exists, the local folder is made.
+    async def check(self, *, create: bool = True) -> None:
+        """Make sure the destination exists: the bucket is there, the local folder is made.
+
+        With ``create=False`` (for reading) a missing local folder is an error too.
 
         Raises:
-            StorageNotFoundError: the bucket or container does not exist.
+            StorageNotFoundError: the bucket, container or folder does not exist.
             AccessDeniedError: the credentials cannot see it.
         """
         if self.is_local:
-            await asyncio.to_thread(os.makedirs, self.root or ".", exist_ok=True)
+            if create:
+                await asyncio.to_thread(os.makedirs, self.root or ".", exist_ok=True)
+            elif not await asyncio.to_thread(os.path.isdir, self.root or "."):
+                raise StorageNotFoundError(f"{self.uri()}: no such folder; check the destination")
             return
         if not self.is_object_store:
             return
