@@ -120,18 +120,22 @@ class Destination:
 
     def files(self) -> set[str]:
         """Every object under the destination, as paths relative to it (hidden ones included)."""
-        st = self.storage()
-        st.fs.invalidate_cache()
-        root = st.path()
-        try:
-            found = st.fs.find(root, withdirs=False)
-        except FileNotFoundError:
-            return set()
-        out = set()
-        for found_name in found:
-            name = st.fs._strip_protocol(found_name)
-            out.add(name[len(root) + 1 :] if root else name)
-        return out
+        return list_files(self.storage())
+
+
+def list_files(st: Storage) -> set[str]:
+    """Every object under a storage's root, as paths relative to it (hidden ones included)."""
+    st.fs.invalidate_cache()
+    root = st.path()
+    try:
+        found = st.fs.find(root, withdirs=False)
+    except FileNotFoundError:
+        return set()
+    out = set()
+    for found_name in found:
+        name = st.fs._strip_protocol(found_name)
+        out.add(name[len(root) + 1 :] if root else name)
+    return out
 
 
 BACKENDS = ["memory", "local", "s3", "gcs"]

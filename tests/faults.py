@@ -111,18 +111,35 @@ class _CountingFile:
         self._inner.close()
 
 
-class FaultyLocal(LocalFileSystem):
-    cachable = False
+class _FaultyMixin:
+    """The hooks local and memory filesystems share; ``mv`` differs and is defined by each."""
 
-    def __init__(self, faults: Faults, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.faults = faults
+    cachable = False
+    faults: Faults
 
     def _open(self, path: str, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
-        handle = super()._open(path, mode, *args, **kwargs)
+        handle = super()._open(path, mode, *args, **kwargs)  # type: ignore[misc]
         if "w" in mode or "x" in mode:
             return _CountingFile(handle, self.faults, _op_for_path(path), path)
         return handle
+
+    def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
+        self.faults.check("copy", path=path2)
+        super().cp_file(path1, path2, **kwargs)  # type: ignore[misc]
+
+    def rm_file(self, path: str) -> None:
+        self.faults.check("delete", path=path)
+        super().rm_file(path)  # type: ignore[misc]
+
+    def ls(self, path: str, *args: Any, **kwargs: Any) -> Any:
+        self.faults.check("list", path=path)
+        return super().ls(path, *args, **kwargs)  # type: ignore[misc]
+
+
+class FaultyLocal(_FaultyMixin, LocalFileSystem):
+    def __init__(self, faults: Faults, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.faults = faults
 
     def link(self, src: str, dst: str, **kwargs: Any) -> None:
         self.faults.check("commit", path=dst)
@@ -133,47 +150,15 @@ class FaultyLocal(LocalFileSystem):
         self.faults.check(op, path=path2)
         super().mv(path1, path2, *args, **kwargs)
 
-    def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
-        self.faults.check("copy", path=path2)
-        super().cp_file(path1, path2, **kwargs)
 
-    def rm_file(self, path: str) -> None:
-        self.faults.check("delete", path=path)
-        super().rm_file(path)
-
-    def ls(self, path: str, detail: bool = False, **kwargs: Any) -> Any:
-        self.faults.check("list", path=path)
-        return super().ls(path, detail=detail, **kwargs)
-
-
-class FaultyMemory(MemoryFileSystem):
-    cachable = False
-
+class FaultyMemory(_FaultyMixin, MemoryFileSystem):
     def __init__(self, faults: Faults, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.faults = faults
 
-    def _open(self, path: str, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
-        handle = super()._open(path, mode, *args, **kwargs)
-        if "w" in mode or "x" in mode:
-            return _CountingFile(handle, self.faults, _op_for_path(path), path)
-        return handle
-
     def mv(self, path1: str, path2: str, *args: Any, **kwargs: Any) -> None:
         self.faults.check(_op_for_path(path2) if _op_for_path(path2) != "upload" else "commit", path=path2)
         super().mv(path1, path2, *args, **kwargs)
-
-    def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
-        self.faults.check("copy", path=path2)
-        super().cp_file(path1, path2, **kwargs)
-
-    def rm_file(self, path: str) -> None:
-        self.faults.check("delete", path=path)
-        super().rm_file(path)
-
-    def ls(self, path: str, detail: bool = True, **kwargs: Any) -> Any:
-        self.faults.check("list", path=path)
-        return super().ls(path, detail=detail, **kwargs)
 
 
 def faulty_s3(faults: Faults, **options: Any) -> Any:

@@ -40,7 +40,7 @@ from csvpublish import (
 from csvpublish.compression import BACKENDS
 from csvpublish.manifest import Manifest
 
-from .conftest import Destination, s3_options
+from .conftest import Destination, list_files, s3_options
 from .faults import Faults, FaultyLocal, FaultyMemory, faulty_s3
 
 FAST = RetryPolicy(attempts=4, initial=0.01, maximum=0.02)
@@ -122,14 +122,7 @@ def write(destination: Destination, rel: str, data: bytes) -> None:
 
 def files(destination: Destination) -> set[str]:
     """Every object under the destination, hidden ones included, relative to it."""
-    st = reader(destination)
-    st.fs.invalidate_cache()
-    root = st.path()
-    try:
-        found = st.fs.find(root, withdirs=False)
-    except FileNotFoundError:
-        return set()
-    return {st.fs._strip_protocol(name)[len(root) + 1 :] for name in found}
+    return list_files(reader(destination))
 
 
 def snapshot(destination: Destination) -> dict[str, Any]:
