@@ -1,0 +1,588 @@
+"""csvpublish benchmark: publish a book-like table to moto's S3 server and to a local folder.
+
+    python benchmarks/bench.py            # 100k and 1M rows (long: about an hour on 2 cores)
+    python benchmarks/bench.py --quick    # 100k rows only
+
+Each measurement runs in a fresh process; contenders are interleaved round-robin;
+the tables report medians. See benchmarks/README.md for what each contender does
+and how uploaded bytes are counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bookdata import Fixture, ensure_db, ensure_fixture  # noqa: E402
+from contenders import BY_NAME, CONTENDERS, Contender, Spec, run_child  # noqa: E402
+
+MB = 1e6
+BUCKET = "bench"
+RSS_BOUND = 50 * MB
+"""The memory bound of the issue's targets (MB = 10**6 bytes throughout)."""
+
+
+# --- the S3 server, with a count of the bytes it receives ------------------------------------
+
+
+class _CountingInput:
+    """Wraps ``wsgi.input``: counts the request body bytes the server reads."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.count = 0
+
+    def read(self, *args: Any) -> bytes:
+        data = self._stream.read(*args)
+        self.count += len(data)
+        return data
+
+    def readline(self, *args: Any) -> bytes:
+        data = self._stream.readline(*args)
+        self.count += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int | None:
+        n = self._stream.readinto(buffer)
+        self.count += n or 0
+        return n
+
+    def __iter__(self) -> Any:
+        for line in self._stream:
+            self.count += len(line)
+            yield line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@dataclass
+class Traffic:
+    body_bytes: int = 0
+    requests: int = 0
+    copies: int = 0
+    by_method: dict[str, int] = field(default_factory=dict)
+
+
+class CountingApp:
+    """WSGI middleware in front of moto: per request, the body bytes the client sent.
+
+    A request's body size is the larger of its ``Content-Length`` and the bytes
+    the server read, so a chunked body or an unread body both count. A
+    server-side copy (``x-amz-copy-source``) has no body: it counts 0 bytes
+    and is tallied as a copy.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+        self.traffic = Traffic()
+
+    def reset(self) -> Traffic:
+        with self.lock:
+            old, self.traffic = self.traffic, Traffic()
+        return old
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        counter = _CountingInput(environ["wsgi.input"])
+        environ["wsgi.input"] = counter
+        try:
+            return self.app(environ, start_response)
+        finally:
+            if not environ.get("PATH_INFO", "").startswith("/moto-api"):
+                declared = int(environ.get("CONTENT_LENGTH") or 0)
+                with self.lock:
+                    t = self.traffic
+                    t.requests += 1
+                    t.body_bytes += max(declared, counter.count)
+                    method = environ.get("REQUEST_METHOD", "?")
+                    t.by_method[method] = t.by_method.get(method, 0) + 1
+                    if environ.get("HTTP_X_AMZ_COPY_SOURCE"):
+                        t.copies += 1
+
+
+class S3Server:
+    """moto's S3 server on 127.0.0.1 (as ``ThreadedMotoServer`` runs it), behind :class:`CountingApp`."""
+
+    def __init__(self) -> None:
+        import logging
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        self.counter = CountingApp(DomainDispatcherApplication(create_backend_app))
+        self.server = make_server("127.0.0.1", 0, self.counter, threaded=True, request_handler=MotoRequestHandler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        import boto3
+
+        self.client = boto3.client(
+            "s3", endpoint_url=self.endpoint, aws_access_key_id="bench", aws_secret_access_key="bench",
+            region_name="us-east-1",
+        )  # fmt: skip
+
+    def fresh_bucket(self) -> None:
+        """Forget every object (moto's reset), make an empty bucket, zero the counters."""
+        import urllib.request
+
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")).read()
+        self.client.create_bucket(Bucket=BUCKET)
+        self.counter.reset()
+
+    def objects(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+            for item in page.get("Contents", []):
+                out[item["Key"]] = item["Size"]
+        return out
+
+    def read(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=BUCKET, Key=key)["Body"].read()  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=10)
+
+
+# --- running one measurement ---------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    rows: int
+    mode: str
+    target: str
+    contender: Contender
+
+    @property
+    def key(self) -> tuple[int, str, str, str]:
+        return (self.rows, self.mode, self.target, self.contender.name)
+
+
+@dataclass
+class Result:
+    wall: float
+    peak_rss: int
+    rss_before: int
+    uploaded: int | None = None
+    requests: int | None = None
+    copies: int | None = None
+    stored: int | None = None
+    """Size of the published .csv.gz (the latest object)."""
+    list_rss: int | None = None
+    output_ok: bool | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("AWS_", "HTTP_PROXY", "HTTPS_PROXY"))}
+    env.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_EC2_METADATA_DISABLED="true",
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+        PYTHONWARNINGS="ignore",
+    )
+    return env
+
+
+def gunzip_sha256(data_or_path: bytes | Path) -> str:
+    digest = hashlib.sha256()
+    import io
+
+    source = data_or_path if isinstance(data_or_path, Path) else io.BytesIO(data_or_path)
+    with gzip.open(source, "rb") as handle:
+        while chunk := handle.read(2**20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(2**20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def run_case(case: Case, fixture: Fixture, server: S3Server | None, workroot: Path, verify: bool) -> Result:
+    work = Path(tempfile.mkdtemp(prefix="run-", dir=workroot))
+    spec = Spec(
+        contender=case.contender.name,
+        mode=case.mode,
+        target=case.target,
+        rows=case.rows,
+        db=str(fixture.db),
+        csv=str(fixture.csv),
+        gz=str(fixture.gz),
+        work=str(work),
+        endpoint=server.endpoint if server and case.target == "s3" else None,
+        bucket=BUCKET if case.target == "s3" else None,
+    )
+    if case.target == "s3":
+        assert server is not None
+        server.fresh_bucket()
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(asdict(spec))],
+            capture_output=True, text=True, env=child_env(), timeout=3600, check=False,
+        )  # fmt: skip
+        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if proc.returncode != 0 or line is None:
+            raise RuntimeError(
+                f"{case.contender.name} ({case.mode}, {case.target}, {case.rows} rows) failed "
+                f"(exit {proc.returncode}):\n{proc.stderr[-4000:]}"
+            )
+        data = json.loads(line[len("RESULT ") :])
+        result = Result(
+            wall=data.pop("wall"),
+            peak_rss=data.pop("peak_rss"),
+            rss_before=data.pop("rss_before"),
+            list_rss=data.pop("list_rss", None),
+            extra=data,
+        )
+        latest_key = "meta/books_latest.csv.gz"
+        if case.target == "s3":
+            assert server is not None
+            traffic = server.counter.reset()
+            result.uploaded, result.requests, result.copies = traffic.body_bytes, traffic.requests, traffic.copies
+            objects = server.objects()
+            result.stored = objects.get(latest_key)
+            if verify and result.stored is not None:
+                result.output_ok = gunzip_sha256(server.read(latest_key)) == fixture.csv_sha256
+        elif case.target == "local":
+            path = work / "dest" / latest_key
+            result.stored = path.stat().st_size if path.exists() else None
+            if verify and result.stored is not None:
+                result.output_ok = gunzip_sha256(path) == fixture.csv_sha256
+        if verify and case.contender.writes_local_csv:
+            local_csv = work / "staging" / "meta" / "books_latest.csv"
+            ok = local_csv.exists() and file_sha256(local_csv) == fixture.csv_sha256
+            result.output_ok = ok if result.output_ok is None else (result.output_ok and ok)
+        return result
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# --- reporting ------------------------------------------------------------------------------------
+
+
+def machine() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from csvpublish.compression import DEFAULT_LEVEL, default_backend
+
+    model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        ram = f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
+    except ImportError:
+        ram = "RAM unknown"
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    versions = []
+    for package in ("csvpublish", "fsspec", "s3fs", "botocore", "moto", "pandas", "smart_open", "boto3", "isal"):
+        try:
+            versions.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            versions.append(f"{package} (not installed)")
+    return [
+        f"- csvpublish source: {library_fingerprint()}",
+        f"- CPU: {model}, {os.cpu_count()} logical cores ({usable} usable), {ram}",
+        f"- Python {platform.python_version()} ({platform.python_implementation()}), "
+        f"{platform.system()} {platform.release()}",
+        f"- csvpublish compressor: {default_backend()} level {DEFAULT_LEVEL} (the fastest installed backend)",
+        "- " + ", ".join(versions),
+    ]
+
+
+def library_fingerprint() -> str:
+    """Which csvpublish was measured: its folder, git commit (+ dirty state) and a hash of its sources."""
+    import csvpublish
+
+    src = Path(csvpublish.__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(src.rglob("*.py")):
+        digest.update(path.relative_to(src).as_posix().encode() + b"\0" + path.read_bytes())
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(src), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(src), "status", "--porcelain", "--", "."], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        commit = f"git {head}{' + uncommitted changes' if dirty else ''}"
+    except (OSError, subprocess.CalledProcessError):
+        commit = "not a git checkout"
+    return f"{src} ({commit}; sources sha256 {digest.hexdigest()[:12]})"
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def fmt_mb(n: float | None) -> str:
+    return "—" if n is None else f"{n / MB:.1f}"
+
+
+def table(rows: int, mode: str, target: str, cases: list[Case], results: dict[Any, list[Result]]) -> list[str]:
+    shown = [c for c in cases if c.rows == rows and c.mode == mode and c.target in (target, "none")]
+    if not any(c.target == target for c in shown):
+        return []
+    ref = results.get((rows, mode, target, "reference"))
+    ref_wall = median([r.wall for r in ref]) if ref else None
+    title = f"### {rows:,} rows · {mode} source · {'moto S3 server' if target == 's3' else 'local folder'}"
+    out = [title, ""]
+    head = (
+        "| contender | median wall s | min–max s | peak RSS MB | uploaded MB | requests (copies) "
+        "| speed-up vs reference | output |"
+    )
+    out += [head, "|---|---:|---:|---:|---:|---:|---:|:---:|"]
+    for case in shown:
+        rs = results.get(case.key, [])
+        if not rs:
+            continue
+        walls = [r.wall for r in rs]
+        wall = median(walls)
+        rss = median([r.peak_rss for r in rs])
+        up = [r.uploaded for r in rs if r.uploaded is not None]
+        uploaded = fmt_mb(median(up)) if up else "—"
+        req = [r.requests for r in rs if r.requests is not None]
+        cop = [r.copies for r in rs if r.copies is not None]
+        requests = f"{int(median(req))} ({int(median(cop))})" if req else "—"
+        speed = f"{ref_wall / wall:.2f}×" if ref_wall else "—"
+        oks = [r.output_ok for r in rs if r.output_ok is not None]
+        output = "—" if not oks else ("✓" if all(oks) else "✗")
+        name = case.contender.label + (" ᶠ" if case.target == "none" else "")
+        out.append(
+            f"| {name} | {wall:.2f} | {min(walls):.2f}–{max(walls):.2f} | {rss / MB:.0f} | {uploaded} "
+            f"| {requests} | {speed} | {output} |"
+        )
+    out.append("")
+    return out
+
+
+@dataclass
+class Check:
+    ok: bool | None
+    text: str
+
+    def line(self) -> str:
+        tag = "SKIP" if self.ok is None else ("PASS" if self.ok else "FAIL")
+        return f"- {tag}: {self.text}"
+
+
+# fmt: off
+def checks(results: dict[Any, list[Result]], rows_list: list[int]) -> list[Check]:
+    """The targets of issue 5, each as a PASS/FAIL/SKIP line."""
+    big, small = max(rows_list), min(rows_list)
+    at = f"{big:,} rows"
+    if big < 1_000_000:
+        at += " (the targets are stated at 1M rows: run without --quick to check them there)"
+
+    def med(mode: str, name: str, rows: int = big, target: str = "s3", what: str = "wall") -> float | None:
+        rs = results.get((rows, mode, target, name))
+        return median([getattr(r, what) for r in rs]) if rs else None
+
+    out: list[Check] = []
+
+    def faster(mode: str, mine: str, other: str, need: float, what: str) -> None:
+        a, b = med(mode, mine), med(mode, other)
+        if a is None or b is None:
+            out.append(Check(None, f"{what}: not measured"))
+            return
+        out.append(Check(b / a >= need, f"{what}: {b:.2f} s / {a:.2f} s = {b / a:.2f}× (need ≥ {need}×)"))
+
+    faster("prebuilt", "csvpublish-stream", "reference", 2.0,
+           f"prebuilt, S3, {at}: csvpublish (generator, with the local CSV the reference also writes) vs reference")
+    for peer in ("pandas", "smart_open"):
+        faster("prebuilt", "csvpublish-stream-upload", peer, 1.5,
+               f"prebuilt, S3: csvpublish (generator, upload only, like {peer}) vs {peer}")
+    floor = med("prebuilt", "floor-format", target="none")
+    for name, label in (("csvpublish-stream-upload", "upload only"), ("csvpublish-stream", "with local CSV")):
+        a = med("prebuilt", name)
+        if a is None or floor is None:
+            out.append(Check(None, f"prebuilt, S3: csvpublish ({label}) vs the formatting floor: not measured"))
+            continue
+        out.append(Check(a / floor <= 1.25, f"prebuilt, S3: csvpublish (generator, {label}) {a:.2f} s vs "
+                                            f"csv.writer alone {floor:.2f} s = {a / floor:.2f}× (need ≤ 1.25×)"))
+    faster("tracker", "csvpublish-stream", "reference", 1.25,
+           "tracker, S3: csvpublish (generator, with local CSV, like the reference) vs reference")
+    for peer in ("pandas", "smart_open"):
+        faster("tracker", "csvpublish-stream-upload", peer, 1.0,
+               f"tracker, S3: csvpublish (generator, upload only, like {peer}) faster than {peer}")
+
+    bound = f"need ≤ +{RSS_BOUND / MB:.0f} MB"
+    if big == small:
+        out.append(Check(None, "peak RSS with a streaming source at 1M within 50 MB of 100k: needs both sizes"))
+    for name in ("csvpublish-stream", "csvpublish-stream-upload"):
+        a, b = med("tracker", name, what="peak_rss"), med("tracker", name, rows=small, what="peak_rss")
+        if big == small or a is None or b is None:
+            continue
+        text = (f"tracker (generator source), S3, {name}: peak RSS {a / MB:.0f} MB at {big:,} rows, "
+                f"{b / MB:.0f} MB at {small:,}: {(a - b) / MB:+.0f} MB ({bound})")
+        out.append(Check(a - b <= RSS_BOUND, text))
+    for mode in ("tracker", "prebuilt"):
+        rs = results.get((big, mode, "s3", "csvpublish-list"))
+        if not rs:
+            continue
+        peak = median([r.peak_rss for r in rs])
+        base = median([float(r.list_rss or r.rss_before) for r in rs])
+        text = (f"{mode}, S3, {at}: csvpublish with a list source: peak RSS {peak / MB:.0f} MB, "
+                f"RSS once the list is built {base / MB:.0f} MB: {(peak - base) / MB:+.0f} MB ({bound})")
+        out.append(Check(peak - base <= RSS_BOUND, text))
+
+    worst: tuple[float, str] | None = None
+    for (rows, mode, target, name), rs in results.items():
+        if target != "s3" or not name.startswith("csvpublish"):
+            continue
+        for r in rs:
+            if r.uploaded is not None and r.stored:
+                ratio = r.uploaded / r.stored
+                if worst is None or ratio > worst[0]:
+                    worst = (ratio, f"{name}, {mode}, {rows:,} rows: {r.uploaded / MB:.2f} MB sent, "
+                                    f"{r.stored / MB:.2f} MB object, {ratio:.4f}×")
+    if worst:
+        out.append(Check(worst[0] <= 1.02, f"bytes uploaded ≤ 1.02× the compressed size in every csvpublish S3 run "
+                                           f"(worst: {worst[1]})"))
+    return out
+# fmt: on
+
+
+# --- main -------------------------------------------------------------------------------------------
+
+
+def build_cases(rows_list: list[int], only: set[str] | None, modes: list[str], targets: list[str]) -> list[Case]:
+    cases = []
+    for rows in rows_list:
+        for mode in modes:
+            for target in (*targets, "none"):
+                for contender in CONTENDERS:
+                    if only and contender.name not in only:
+                        continue
+                    if mode in contender.modes and target in contender.targets:
+                        cases.append(Case(rows, mode, target, contender))
+    return cases
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="100k rows only")
+    parser.add_argument("--rows", type=int, nargs="+", help="row counts (default 100000 1000000; --quick: 100000)")
+    parser.add_argument("--repeats", type=int, help="repeats per contender (default 5 at ≤100k rows, 3 above)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help=f"contenders to run: {', '.join(BY_NAME)}")
+    parser.add_argument("--modes", nargs="+", default=["tracker", "prebuilt"], choices=["tracker", "prebuilt"])
+    parser.add_argument("--targets", nargs="+", default=["s3", "local"], choices=["s3", "local"])
+    parser.add_argument("--seed", type=int, default=20261126)
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "csvpublish-bench",
+                        help="cache of the generated table and scratch space")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.md")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child:
+        result = run_child(Spec(**json.loads(args.child)))
+        print("RESULT " + json.dumps(result), flush=True)
+        return 0
+
+    rows_list = args.rows or ([100_000] if args.quick else [100_000, 1_000_000])
+    only = set(args.only) if args.only else None
+    if only and (unknown := only - set(BY_NAME)):
+        parser.error(f"unknown contender(s): {', '.join(sorted(unknown))}")
+    command = "python benchmarks/bench.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    fingerprint = library_fingerprint()
+    print(f"# preparing the table ({max(rows_list):,} rows, seed {args.seed}) in {args.workdir}", flush=True)
+    db = ensure_db(args.workdir, args.seed, max(rows_list))
+    fixtures = {rows: ensure_fixture(args.workdir, args.seed, db, rows) for rows in rows_list}
+    for rows, fx in fixtures.items():
+        print(f"#   {rows:,} rows: CSV {fx.csv_size / MB:.1f} MB ({fx.csv_size / rows:.0f} B/row), "
+              f".csv.gz {fx.gz_size / MB:.1f} MB", flush=True)  # fmt: skip
+
+    cases = build_cases(rows_list, only, args.modes, args.targets)
+    server = S3Server() if any(c.target == "s3" for c in cases) else None
+    workroot = Path(tempfile.mkdtemp(prefix="scratch-", dir=args.workdir))
+    results: dict[Any, list[Result]] = {}
+    try:
+        for rows in rows_list:
+            batch = [c for c in cases if c.rows == rows]
+            repeats = args.repeats or (5 if rows <= 100_000 else 3)
+            for rep in range(repeats):
+                shift = rep % max(len(batch), 1)
+                for case in batch[shift:] + batch[:shift]:  # round-robin, a different start each round
+                    result = run_case(case, fixtures[rows], server, workroot, verify=rep == 0)
+                    results.setdefault(case.key, []).append(result)
+                    up = f", sent {result.uploaded / MB:.1f} MB" if result.uploaded is not None else ""
+                    print(f"# [{rows:,} {case.mode} {case.target} {rep + 1}/{repeats}] {case.contender.name}: "
+                          f"{result.wall:.2f} s, peak RSS {result.peak_rss / MB:.0f} MB{up}", flush=True)  # fmt: skip
+    finally:
+        if server:
+            server.stop()
+        shutil.rmtree(workroot, ignore_errors=True)
+
+    lines = ["# csvpublish benchmark", "", f"Command: `{command}`", "", "Machine:", "", *machine(), ""]
+    lines.append("Data: " + "; ".join(
+        f"{rows:,} rows = {fx.csv_size / MB:.1f} MB of CSV, {fx.gz_size / MB:.1f} MB gzipped (isal -1)"
+        for rows, fx in fixtures.items()) + f" (seed {args.seed}).")  # fmt: skip
+    lines += [
+        "",
+        "Wall time is the median over the repeats (each in a fresh process, contenders interleaved). "
+        "Peak RSS is the process's high-water mark while the clock ran (median), prebuilt rows included. "
+        "Uploaded MB counts the request bodies the S3 server received (a server-side copy sends none). "
+        "ᶠ floors touch no storage and are the same rows in both tables of a source mode. "
+        "output ✓: the published .csv.gz (and the local CSV, where written) decompress to the expected CSV bytes.",
+        "",
+    ]
+    for rows in rows_list:
+        for mode in args.modes:
+            for target in args.targets:
+                lines += table(rows, mode, target, cases, results)
+    lines += ["### Targets (issue 5)", ""]
+    lines += [c.line() for c in checks(results, rows_list)]
+    lines += ["", f"Total benchmark time: {(time.monotonic() - started) / 60:.1f} min."]
+    if library_fingerprint() != fingerprint:
+        lines.append(f"WARNING: csvpublish's sources changed during the run (at the start: {fingerprint}).")
+    lines.append("")
+    text = "\n".join(lines)
+    print()
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(f"(written to {args.out})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,504 @@
+"""The contenders, each run in its own process by ``bench.py --child``.
+
+Every contender prepares what is not part of the job (imports, clients, the
+prebuilt rows) before the clock, starts the clock with :meth:`Clock.start`, does
+the job, and stops it with :meth:`Clock.stop`. Peak RSS is the process's high-water
+mark (``VmHWM``) from the start of the clock to its stop: the mark is reset at
+``start`` (``/proc/self/clear_refs``), so memory that setup touched and freed
+does not count, while memory that setup holds (the prebuilt rows) does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import gc
+import os
+import re
+import resource
+import shutil
+import tempfile
+import time
+import types
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bookdata import HEADERS, BookRecord, ListTracker, Tracker, current_rss
+
+CHUNK = 2**20
+
+
+@dataclass
+class Spec:
+    """What one child process measures."""
+
+    contender: str
+    mode: str  # "tracker" or "prebuilt"
+    target: str  # "s3", "local" or "none"
+    rows: int
+    db: str
+    csv: str
+    gz: str
+    work: str
+    endpoint: str | None = None
+    bucket: str | None = None
+
+
+@dataclass
+class Clock:
+    wall: float = 0.0
+    peak: int = 0
+    rss_before: int = 0
+    peak_exact: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+    _t0: float = 0.0
+
+    def start(self) -> None:
+        gc.collect()
+        self.peak_exact = _reset_peak()
+        self.rss_before = current_rss()
+        self._t0 = time.perf_counter()
+
+    def stop(self) -> None:
+        self.wall = time.perf_counter() - self._t0
+        self.peak = _peak_rss()
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            found = re.search(r"VmHWM:\s+(\d+) kB", f.read())
+        if found:
+            return int(found.group(1)) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+# --- shared setup ------------------------------------------------------------------------
+
+
+def s3_options(spec: Spec) -> dict[str, Any]:
+    return {
+        "key": "bench",
+        "secret": "bench",
+        "client_kwargs": {"endpoint_url": spec.endpoint, "region_name": "us-east-1"},
+    }
+
+
+def destination(spec: Spec) -> str:
+    """Where the snapshot goes: ``s3://<bucket>/meta`` or ``<work>/dest/meta``."""
+    if spec.target == "s3":
+        return f"s3://{spec.bucket}/meta"
+    return str(Path(spec.work) / "dest" / "meta")
+
+
+def staging_csv(spec: Spec) -> Path:
+    """The local CSV the reference approach (and csvpublish's ``local_path``) leaves behind."""
+    return Path(spec.work) / "staging" / "meta" / "books_latest.csv"
+
+
+def prebuilt_rows(spec: Spec) -> list[list[str]]:
+    """The rows as ``to_csv_row()`` renders them, read back from the pre-written CSV.
+
+    Same values as ``Tracker.rows_list()`` (each row its own list of fresh strings),
+    made in half the time; the prebuilt mode builds them before the clock.
+    """
+    with open(spec.csv, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        next(reader)  # the header
+        return list(reader)
+
+
+# --- csvpublish ----------------------------------------------------------------------------
+
+
+def run_csvpublish(spec: Spec, clock: Clock, how: str, local_csv: bool) -> None:
+    from csvpublish import Publisher
+
+    tracker = Tracker(spec.db, spec.rows)
+    rows = prebuilt_rows(spec) if spec.mode == "prebuilt" and how != "file" else None
+    headers = HEADERS if rows is not None else None
+    source: Any
+    if how == "stream":
+        source = tracker.iter_books() if rows is None else (row for row in rows)
+    elif how == "list":
+        source = tracker if rows is None else ListTracker(rows)
+    else:
+        source = None
+    local_path = staging_csv(spec) if local_csv else None
+
+    async def main() -> Any:
+        publisher = Publisher(
+            destination(spec), name="books", storage_options=s3_options(spec) if spec.target == "s3" else None
+        )
+        await publisher.storage.check()  # warm-up: the client and its connection exist before the clock
+        clock.start()
+        if how == "file":
+            result = await publisher.publish_file(spec.csv)
+        else:
+            result = await publisher.publish(source, headers=headers, local_path=local_path)
+        clock.stop()
+        return result
+
+    result = asyncio.run(main())
+    clock.extra.update(record_count=result.record_count, stored_size=result.size, archive=result.archive_uri)
+    if how == "list":
+        clock.extra["list_rss"] = getattr(source, "list_rss", None) or clock.rss_before
+
+
+# --- the reference approach (../shared/seed/csv-export-refactoring-plan.md) ----------------
+
+
+class RefStorage:
+    """The pipeline's storage as the plan uses it: ``write_file(path, local_file)``."""
+
+    def __init__(self, fs: Any | None) -> None:
+        self.fs = fs  # an asynchronous s3fs filesystem, or None for a local folder
+
+    async def write_file(self, path: str, local_path: str) -> None:
+        if self.fs is not None:
+            await self.fs._put_file(local_path, path)
+            return
+
+        def copy() -> None:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            shutil.copyfile(local_path, path)
+
+        await asyncio.to_thread(copy)
+
+
+class RefBookManager:
+    def __init__(self, storage: RefStorage, root: str) -> None:
+        self.storage = storage
+        self.root = root
+
+    def meta_path(self, name: str) -> str:
+        return f"{self.root}/meta/{name}"
+
+
+async def ref_export_csv_to_file(db_tracker: Any, output_path: Path, rendered: bool = False) -> int:
+    """Export books from database to CSV file. Returns record count. (The plan's function 1.)
+
+    ``rendered``: in the prebuilt mode the tracker's list holds rows already
+    rendered by ``to_csv_row()``, so they are written as they are.
+    """
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    books = await db_tracker.get_all_books_csv_data()
+
+    record_count = 0
+    with open(output_path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(BookRecord.csv_headers())
+        if rendered:
+            for row in books:
+                record_count += 1
+                writer.writerow(row)
+        else:
+            for book in books:
+                record_count += 1
+                writer.writerow(book.to_csv_row())
+
+    return record_count
+
+
+@contextlib.asynccontextmanager
+async def compress_file_to_temp(csv_path: Path) -> AsyncIterator[Path]:
+    """gzip (level 1, stdlib) ``csv_path`` into a temp file; delete it on exit."""
+    import gzip
+
+    fd, name = tempfile.mkstemp(suffix=".csv.gz")
+    os.close(fd)
+
+    def compress() -> None:
+        with open(csv_path, "rb") as src, gzip.open(name, "wb", compresslevel=1) as dst:
+            shutil.copyfileobj(src, dst, CHUNK)
+
+    try:
+        await asyncio.to_thread(compress)
+        yield Path(name)
+    finally:
+        os.unlink(name)
+
+
+async def ref_upload_csv_to_storage(
+    csv_path: Path, book_manager: RefBookManager, compression_enabled: bool = True
+) -> str:
+    """Upload CSV to storage with optional compression. Returns bucket path. (The plan's function 2.)"""
+    timestamp = datetime.now().strftime("%Y%m%d_%H%M%S")
+
+    if compression_enabled:
+        async with compress_file_to_temp(csv_path) as compressed_path:
+            latest_path = book_manager.meta_path("books_latest.csv.gz")
+            timestamped_path = book_manager.meta_path(f"timestamped/books_{timestamp}.csv.gz")
+            await asyncio.gather(
+                book_manager.storage.write_file(latest_path, str(compressed_path)),
+                book_manager.storage.write_file(timestamped_path, str(compressed_path)),
+            )
+            return latest_path
+    latest_path = book_manager.meta_path("books_latest.csv")
+    timestamped_path = book_manager.meta_path(f"timestamped/books_{timestamp}.csv")
+    await asyncio.gather(
+        book_manager.storage.write_file(latest_path, str(csv_path)),
+        book_manager.storage.write_file(timestamped_path, str(csv_path)),
+    )
+    return latest_path
+
+
+def run_reference(spec: Spec, clock: Clock) -> None:
+    rows = prebuilt_rows(spec) if spec.mode == "prebuilt" else None
+    tracker: Any = ListTracker(rows) if rows is not None else Tracker(spec.db, spec.rows)
+    csv_path = staging_csv(spec)
+
+    async def main() -> None:
+        fs = None
+        if spec.target == "s3":
+            import s3fs
+
+            fs = s3fs.S3FileSystem(asynchronous=True, skip_instance_cache=True, **s3_options(spec))
+            await fs.set_session()
+            await fs._exists(spec.bucket)  # warm-up
+            root = str(spec.bucket)
+        else:
+            root = str(Path(spec.work) / "dest")
+        manager = RefBookManager(RefStorage(fs), root)
+        clock.start()
+        count = await ref_export_csv_to_file(tracker, csv_path, rendered=rows is not None)
+        await ref_upload_csv_to_storage(csv_path, manager, compression_enabled=True)
+        clock.stop()
+        clock.extra["record_count"] = count
+
+    asyncio.run(main())
+
+
+# --- peers ---------------------------------------------------------------------------------
+
+
+def run_pandas(spec: Spec, clock: Clock) -> None:
+    """``DataFrame.to_csv`` to the ``.csv.gz`` URL; gzip level 1 like everyone else.
+
+    Tracker mode builds the DataFrame inside the clock (a pandas user has to);
+    prebuilt mode builds it before the clock (the most favourable reading for pandas).
+    """
+    import pandas as pd
+
+    options: dict[str, Any] | None = None
+    if spec.target == "s3":
+        import fsspec
+
+        options = s3_options(spec)
+        fsspec.filesystem("s3", **options).ls(str(spec.bucket))  # warm-up; pandas gets this cached instance
+        url = f"s3://{spec.bucket}/meta/books_latest.csv.gz"
+    else:
+        url = str(Path(spec.work) / "dest" / "meta" / "books_latest.csv.gz")
+        os.makedirs(os.path.dirname(url), exist_ok=True)
+    compression = {"method": "gzip", "compresslevel": 1, "mtime": 0}
+    frame = None
+    if spec.mode == "prebuilt":
+        rows = prebuilt_rows(spec)
+        frame = pd.DataFrame(rows, columns=HEADERS)
+        del rows
+    clock.start()
+    if frame is None:
+        frame = pd.DataFrame([book.to_csv_row() for book in Tracker(spec.db, spec.rows).iter_books()], columns=HEADERS)
+    frame.to_csv(url, index=False, compression=compression, lineterminator="\r\n", storage_options=options)
+    clock.stop()
+    clock.extra["record_count"] = len(frame)
+
+
+def run_smart_open(spec: Spec, clock: Clock) -> None:
+    """``smart_open.open(".csv.gz", "w")`` fed by ``csv.writer``; gzip level 1 like everyone else."""
+    import smart_open
+
+    params: dict[str, Any] = {}
+    if spec.target == "s3":
+        import boto3
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=spec.endpoint,
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+            region_name="us-east-1",
+        )
+        client.head_bucket(Bucket=str(spec.bucket))  # warm-up
+        params["client"] = client
+        url = f"s3://{spec.bucket}/meta/books_latest.csv.gz"
+    else:
+        url = str(Path(spec.work) / "dest" / "meta" / "books_latest.csv.gz")
+        os.makedirs(os.path.dirname(url), exist_ok=True)
+    rows = prebuilt_rows(spec) if spec.mode == "prebuilt" else None
+    clock.start()
+    source: Iterable[list[str]] = (
+        rows if rows is not None else (book.to_csv_row() for book in Tracker(spec.db, spec.rows).iter_books())
+    )
+    with smart_open.open(
+        url,
+        "w",
+        encoding="utf-8",
+        newline="",
+        transport_params=params,
+        compression_kwargs={"compresslevel": 1},
+    ) as f:
+        writer = csv.writer(f)
+        writer.writerow(HEADERS)
+        writer.writerows(source)
+    clock.stop()
+
+
+# --- floors ----------------------------------------------------------------------------------
+
+
+def run_floor_source(spec: Spec, clock: Clock) -> None:
+    """The tracker's own cost: build every record and call ``to_csv_row()``; nothing else."""
+    clock.start()
+    count = 0
+    for book in Tracker(spec.db, spec.rows).iter_books():
+        book.to_csv_row()
+        count += 1
+    clock.stop()
+    clock.extra["record_count"] = count
+
+
+def run_floor_format(spec: Spec, clock: Clock) -> None:
+    """``csv.writer`` alone, into a sink that drops the text (no encoding, no I/O)."""
+    sink = types.SimpleNamespace(write=len)
+    rows = prebuilt_rows(spec) if spec.mode == "prebuilt" else None
+    clock.start()
+    writer = csv.writer(sink)
+    writer.writerow(HEADERS)
+    if rows is not None:
+        writer.writerows(rows)
+    else:
+        writer.writerows(book.to_csv_row() for book in Tracker(spec.db, spec.rows).iter_books())
+    clock.stop()
+
+
+def _floor_gzip(spec: Spec, clock: Clock, compressobj: Callable[..., Any]) -> None:
+    """gzip level 1 of the CSV bytes, already in memory, in 1 MiB chunks."""
+    data = memoryview(Path(spec.csv).read_bytes())
+    clock.start()
+    c = compressobj(1, zlib.DEFLATED, 31)
+    size = 0
+    for start in range(0, len(data), CHUNK):
+        size += len(c.compress(data[start : start + CHUNK]))
+    size += len(c.flush())
+    clock.stop()
+    clock.extra["stored_size"] = size
+
+
+def run_floor_gzip_isal(spec: Spec, clock: Clock) -> None:
+    from isal import isal_zlib
+
+    _floor_gzip(spec, clock, isal_zlib.compressobj)
+
+
+def run_floor_gzip_zlib(spec: Spec, clock: Clock) -> None:
+    _floor_gzip(spec, clock, zlib.compressobj)
+
+
+def run_floor_upload(spec: Spec, clock: Clock) -> None:
+    """Upload the compressed bytes once (s3fs ``put_file``), or copy them once into the local folder."""
+    if spec.target == "s3":
+        import s3fs
+
+        fs = s3fs.S3FileSystem(skip_instance_cache=True, **s3_options(spec))
+        fs.ls(str(spec.bucket))  # warm-up
+        clock.start()
+        fs.put_file(spec.gz, f"{spec.bucket}/meta/books_latest.csv.gz")
+        clock.stop()
+        return
+    target = Path(spec.work) / "dest" / "meta" / "books_latest.csv.gz"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    clock.start()
+    shutil.copyfile(spec.gz, target)
+    clock.stop()
+
+
+# --- registry ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Contender:
+    name: str
+    label: str
+    modes: tuple[str, ...]
+    targets: tuple[str, ...]
+    """Where it runs: "s3", "local", or ("none",) for a floor that touches no storage."""
+    run: Callable[[Spec, Clock], None]
+    kind: str = "contender"  # or "floor"
+    writes_local_csv: bool = False
+
+
+BOTH = ("tracker", "prebuilt")
+STORES = ("s3", "local")
+
+CONTENDERS = [
+    Contender(
+        "csvpublish-stream",
+        "csvpublish publish(generator, local_path=…)",
+        BOTH,
+        STORES,
+        lambda s, c: run_csvpublish(s, c, "stream", True),
+        writes_local_csv=True,
+    ),
+    Contender(
+        "csvpublish-stream-upload",
+        "csvpublish publish(generator), no local CSV",
+        BOTH,
+        ("s3",),
+        lambda s, c: run_csvpublish(s, c, "stream", False),
+    ),
+    Contender(
+        "csvpublish-list",
+        "csvpublish publish(tracker → list, local_path=…)",
+        BOTH,
+        STORES,
+        lambda s, c: run_csvpublish(s, c, "list", True),
+        writes_local_csv=True,
+    ),
+    Contender(
+        "csvpublish-file",
+        "csvpublish publish_file(pre-written CSV)",
+        ("prebuilt",),
+        STORES,
+        lambda s, c: run_csvpublish(s, c, "file", False),
+    ),
+    Contender("reference", "reference approach (the plan)", BOTH, STORES, run_reference, writes_local_csv=True),
+    Contender("pandas", "pandas DataFrame.to_csv", BOTH, STORES, run_pandas),
+    Contender("smart_open", "smart_open + csv.writer", BOTH, STORES, run_smart_open),
+    Contender("floor-source", "floor: source alone (records + to_csv_row)", ("tracker",), ("none",),
+              run_floor_source, "floor"),
+    Contender("floor-format", "floor: csv.writer alone", BOTH, ("none",), run_floor_format, "floor"),
+    Contender("floor-gzip-isal", "floor: gzip -1 alone (isal)", ("prebuilt",), ("none",), run_floor_gzip_isal, "floor"),
+    Contender("floor-gzip-zlib", "floor: gzip -1 alone (zlib)", ("prebuilt",), ("none",), run_floor_gzip_zlib, "floor"),
+    Contender("floor-upload", "floor: store the .gz once", ("prebuilt",), STORES, run_floor_upload, "floor"),
+]  # fmt: skip
+
+BY_NAME = {c.name: c for c in CONTENDERS}
+
+
+def run_child(spec: Spec) -> dict[str, Any]:
+    clock = Clock()
+    BY_NAME[spec.contender].run(spec, clock)
+    return {
+        "wall": clock.wall,
+        "peak_rss": clock.peak,
+        "rss_before": clock.rss_before,
+        "peak_exact": clock.peak_exact,
+        **clock.extra,
+    }
