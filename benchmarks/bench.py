@@ -191,6 +191,8 @@ class Result:
     """Size of the published .csv.gz (the latest object)."""
     list_rss: int | None = None
     output_ok: bool | None = None
+    library: str = ""
+    """Hash of csvpublish's sources when this measurement ran (see :func:`library_fingerprint`)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -506,7 +508,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20261126)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "csvpublish-bench",
                         help="cache of the generated table and scratch space")  # fmt: skip
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.md")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.md",
+                        help="the report; every measurement also goes to the same name with .jsonl")  # fmt: skip
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the measurements already in the .jsonl and take only the missing ones")  # fmt: skip
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -532,9 +537,28 @@ def main(argv: list[str] | None = None) -> int:
               f".csv.gz {fx.gz_size / MB:.1f} MB", flush=True)  # fmt: skip
 
     cases = build_cases(rows_list, only, args.modes, args.targets)
+    wanted = {c.key for c in cases}
+    log_path = args.out.with_suffix(".jsonl")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    results: dict[Any, list[Result]] = {}
+    sessions: list[dict[str, Any]] = []
+    if args.resume and log_path.exists():
+        for line in log_path.read_text().splitlines():
+            record = json.loads(line)
+            if "session" in record:
+                sessions.append(record["session"])
+            elif tuple(record["key"]) in wanted:
+                results.setdefault(tuple(record["key"]), []).append(Result(**record["result"]))
+        print(f"# resuming: {sum(map(len, results.values()))} measurements kept from {log_path}", flush=True)
+    elif log_path.exists():
+        log_path.unlink()
+    session = {"command": command, "library": fingerprint, "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+    sessions.append(session)
+    with open(log_path, "a") as log:
+        log.write(json.dumps({"session": session}) + "\n")
+
     server = S3Server() if any(c.target == "s3" for c in cases) else None
     workroot = Path(tempfile.mkdtemp(prefix="scratch-", dir=args.workdir))
-    results: dict[Any, list[Result]] = {}
     try:
         for rows in rows_list:
             batch = [c for c in cases if c.rows == rows]
@@ -542,8 +566,15 @@ def main(argv: list[str] | None = None) -> int:
             for rep in range(repeats):
                 shift = rep % max(len(batch), 1)
                 for case in batch[shift:] + batch[:shift]:  # round-robin, a different start each round
-                    result = run_case(case, fixtures[rows], server, workroot, verify=rep == 0)
-                    results.setdefault(case.key, []).append(result)
+                    done = results.setdefault(case.key, [])
+                    if len(done) > rep:
+                        continue  # measured by an earlier, interrupted session
+                    verify = not any(r.output_ok is not None for r in done)
+                    result = run_case(case, fixtures[rows], server, workroot, verify=verify)
+                    result.library = library_fingerprint().rsplit("sha256 ", 1)[-1].rstrip(")")
+                    done.append(result)
+                    with open(log_path, "a") as log:
+                        log.write(json.dumps({"key": list(case.key), "result": asdict(result)}) + "\n")
                     up = f", sent {result.uploaded / MB:.1f} MB" if result.uploaded is not None else ""
                     print(f"# [{rows:,} {case.mode} {case.target} {rep + 1}/{repeats}] {case.contender.name}: "
                           f"{result.wall:.2f} s, peak RSS {result.peak_rss / MB:.0f} MB{up}", flush=True)  # fmt: skip
@@ -571,9 +602,15 @@ def main(argv: list[str] | None = None) -> int:
                 lines += table(rows, mode, target, cases, results)
     lines += ["### Targets (issue 5)", ""]
     lines += [c.line() for c in checks(results, rows_list)]
-    lines += ["", f"Total benchmark time: {(time.monotonic() - started) / 60:.1f} min."]
-    if library_fingerprint() != fingerprint:
-        lines.append(f"WARNING: csvpublish's sources changed during the run (at the start: {fingerprint}).")
+    lines += ["", f"Time of this session: {(time.monotonic() - started) / 60:.1f} min."]
+    if len(sessions) > 1:
+        lines.append(f"Measurements from {len(sessions)} sessions (resumed with --resume):")
+        lines += [f"- {x['started']}: `{x['command']}` on {x['library']}" for x in sessions]
+    versions = sorted({r.library for rs in results.values() for r in rs if r.library})
+    if len(versions) > 1:
+        lines.append(
+            f"WARNING: csvpublish's sources changed during the measurements (source hashes {', '.join(versions)})."
+        )
     lines.append("")
     text = "\n".join(lines)
     print()
