@@ -528,14 +528,7 @@ COMMANDS: dict[str, Callable[[Publisher, argparse.Namespace, Output], Coroutine[
 
 def _size(n: int) -> str:
     """``1.2 MiB (1,258,291 bytes)``; plain bytes below 1 KiB."""
-    if n < 1024:
-        return f"{n} bytes"
-    value = float(n)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        value /= 1024
-        if value < 1024 or unit == "TiB":
-            break
-    return f"{value:.1f} {unit} ({n:,} bytes)"
+    return f"{n} bytes" if n < 1024 else f"{_short_size(n)} ({n:,} bytes)"
 
 
 def _short_size(n: int) -> str:

@@ -306,7 +306,7 @@ async def _format_records(
             header_bytes = formatter.format([columns])
             pool.submit(format_stage)
             started = True
-            await _put_async(flow, q_records, None, header_bytes, q_bytes)
+            await _put_async(flow, q_bytes, header_bytes)
         await _put_async(flow, q_records, (batch, count + 1))
         count += len(batch)
         if pool.failed():  # a stage died: stop pulling the source
@@ -324,13 +324,8 @@ async def _format_records(
     info["records"] = count
 
 
-async def _put_async(flow: _Flow, q: queue.Queue[Any], item: Any, direct: Any = None, direct_q: Any = None) -> None:
-    """Hand ``item`` to a thread stage without blocking the event loop.
-
-    With ``direct`` given, put that on ``direct_q`` instead (used once for the header).
-    """
-    if direct_q is not None:
-        q, item = direct_q, direct
+async def _put_async(flow: _Flow, q: queue.Queue[Any], item: Any) -> None:
+    """Hand ``item`` to a thread stage without blocking the event loop."""
     try:
         q.put_nowait(item)
     except queue.Full:

@@ -16,7 +16,7 @@ import os
 import random
 import threading
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any, TypeVar
@@ -255,14 +255,22 @@ class Storage:
 
     # --- the engine ------------------------------------------------------------------
 
+    async def _on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await a coroutine of an async filesystem on the loop it belongs to."""
+        if getattr(self.fs, "asynchronous", False):  # built by the caller for the running loop
+            return await coro
+        fut = asyncio.run_coroutine_threadsafe(coro, self.fs.loop)  # fsspec's I/O thread
+        return await asyncio.wrap_future(fut)
+
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         if self._is_async:
-            coro = getattr(self.fs, "_" + method)(*args, **kwargs)
-            if getattr(self.fs, "asynchronous", False):
-                return await coro
-            fut = asyncio.run_coroutine_threadsafe(coro, self.fs.loop)
-            return await asyncio.wrap_future(fut)
+            return await self._on_loop(getattr(self.fs, "_" + method)(*args, **kwargs))
         return await asyncio.to_thread(getattr(self.fs, method), *args, **kwargs)
+
+    async def _s3(self, method: str, **kwargs: Any) -> Any:
+        """One S3 API call through s3fs (its error translation included)."""
+        fs: Any = self.fs
+        return await self._on_loop(fs._call_s3(method, **kwargs))
 
     async def retrying(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
         """Run ``op`` with the retry policy; raise its failure translated.
@@ -329,17 +337,12 @@ class Storage:
             raise InputError(f"{self.uri()}: the destination needs a bucket, like {self.protocol}://bucket/prefix")
         self.fs.invalidate_cache(bucket)
         what = f"{self.protocol}://{bucket}"
-        fs: Any = self.fs
 
         async def probe() -> None:
             # Ask the service itself: a plain exists() answers False for any error,
             # so an unreachable endpoint would look like a missing bucket.
             if self._protocols & {"s3", "s3a"}:
-                coro = fs._call_s3("head_bucket", Bucket=bucket)
-                if fs.asynchronous:
-                    await coro
-                else:
-                    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, fs.loop))
+                await self._s3("head_bucket", Bucket=bucket)
             else:
                 await self._call("info", bucket)
 
@@ -511,11 +514,7 @@ class Storage:
             return
         kwargs: dict[str, Any] = {"MetadataDirective": "REPLACE", "Metadata": metadata or {}}
         kwargs["ContentType"] = content_type or info.get("ContentType") or "application/octet-stream"
-        coro = fs._call_s3("copy_object", Bucket=db, Key=dk, CopySource={"Bucket": sb, "Key": sk}, **kwargs)
-        if fs.asynchronous:
-            await coro
-        else:
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, fs.loop))
+        await self._s3("copy_object", Bucket=db, Key=dk, CopySource={"Bucket": sb, "Key": sk}, **kwargs)
 
     async def _gcs_copy(self, src: str, dst: str, content_type: str | None, metadata: dict[str, str] | None) -> None:
         fs: Any = self.fs
@@ -546,10 +545,7 @@ class Storage:
                     return
                 token = out["rewriteToken"]
 
-        if fs.asynchronous:
-            await rewrite()
-        else:
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(rewrite(), fs.loop))
+        await self._on_loop(rewrite())
 
     async def metadata(self, rel: str) -> dict[str, str]:
         """User metadata of ``rel`` where the backend keeps it (S3, GCS), else ``{}``."""
@@ -574,8 +570,7 @@ class Storage:
             out: builtins.list[tuple[str, str, datetime | None]] = []
             kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": key}
             while True:
-                coro = fs._call_s3("list_multipart_uploads", **kwargs)
-                page = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, fs.loop))
+                page = await self._s3("list_multipart_uploads", **kwargs)
                 for upload in page.get("Uploads", []):
                     full = f"{bucket}/{upload['Key']}"
                     rel = full[len(self.root) + 1 :] if self.root else full
@@ -593,8 +588,7 @@ class Storage:
         bucket, key, _ = fs.split_path(self.path(rel))
 
         async def op() -> None:
-            coro = fs._call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, fs.loop))
+            await self._s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
 
         await self.retrying(self.uri(rel), op)
 
