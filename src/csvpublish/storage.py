@@ -725,7 +725,8 @@ class _S3Writer(Writer):
         self.headers: dict[str, Any] = {"ContentType": content_type} if content_type else {}
         self.match: dict[str, Any] = {"IfNoneMatch": "*"} if exclusive else {}
         self.part_size = part_size
-        self.buffer = bytearray()
+        self.pending: builtins.list[bytes] = []  # joined once per part: one copy of the part's bytes
+        self.pending_size = 0
         self.parts: builtins.list[dict[str, Any]] = []
         self.upload_id: str | None = None
         self.finished = False
@@ -739,10 +740,22 @@ class _S3Writer(Writer):
         )
 
     def write(self, data: bytes) -> None:
-        self.buffer += data
-        while len(self.buffer) >= self.part_size:
-            self._upload_part(bytes(self.buffer[: self.part_size]))
-            del self.buffer[: self.part_size]
+        """Buffer ``data``; upload a part once ``part_size`` bytes are waiting.
+
+        Parts are at least ``part_size`` (S3 wants 5 MiB but for the last one),
+        so a part is whatever is waiting, joined once, not cut to an exact size.
+        """
+        if not data:
+            return
+        self.pending.append(bytes(data))
+        self.pending_size += len(data)
+        if self.pending_size >= self.part_size:
+            self._upload_part(self._take())
+
+    def _take(self) -> bytes:
+        body = b"".join(self.pending)
+        self.pending, self.pending_size = [], 0
+        return body
 
     def _upload_part(self, body: bytes) -> None:
         if self.upload_id is None:
@@ -754,7 +767,7 @@ class _S3Writer(Writer):
     def commit(self) -> None:
         try:
             if self.upload_id is None:
-                body = bytes(self.buffer)
+                body = self._take()
                 try:
                     self._s3("put_object", Body=body, **self.headers, **self.match)
                 except Exception as exc:
@@ -762,8 +775,8 @@ class _S3Writer(Writer):
                     if not (_is_precondition_failure(exc) and self._holds(body)):
                         raise
             else:
-                if self.buffer:
-                    self._upload_part(bytes(self.buffer))
+                if self.pending:
+                    self._upload_part(self._take())
                 # CompleteMultipartUpload is idempotent for one upload id, so retrying it is safe
                 self._s3(
                     "complete_multipart_upload",
@@ -790,7 +803,7 @@ class _S3Writer(Writer):
         return bool(etag.strip('"') == hashlib.md5(body, usedforsecurity=False).hexdigest())
 
     def discard(self) -> None:
-        self.buffer = bytearray()
+        self.pending, self.pending_size = [], 0
         if self.finished or self.upload_id is None:
             return
         upload_id, self.upload_id = self.upload_id, None
