@@ -1,6 +1,6 @@
 """Publish records straight from an async source, keeping a local copy, in one pass.
 
-    python examples/publish_records.py [DESTINATION]
+python examples/publish_records.py [DESTINATION]
 """
 
 from __future__ import annotations

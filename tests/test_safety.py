@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import csv
+import errno
 import gzip
 import hashlib
 import io
 import json
+import os
 import random
 import threading
 import time
@@ -28,11 +30,13 @@ from botocore.exceptions import ClientError
 
 from csvpublish import (
     AccessDeniedError,
+    InputError,
     IntegrityError,
     Publisher,
     RetryPolicy,
     SnapshotRejectedError,
     Storage,
+    StorageError,
     TransientStorageError,
     VersionNotFoundError,
     export_csv_to_file,
@@ -681,6 +685,54 @@ async def test_min_records_refuses_a_short_snapshot(make: Any, backend: str) -> 
         await publisher.publish([], headers=["Barcode", "Title"])
     assert snapshot(destination) == before
     assert incomplete_uploads(destination) == []
+
+
+@pytest.mark.parametrize("backend", ["memory", "s3"])
+async def test_a_failed_local_csv_commit_publishes_nothing(
+    make: Any, backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local CSV is committed beside the archive; if its fsync fails (a full disk), no version appears.
+
+    The fault wraps the real ``os.fsync``: a full disk cannot be produced on demand.
+    """
+    import csvpublish.storage as storage_module
+
+    destination = make(backend)
+    publisher = publisher_for(destination)
+    local = tmp_path / "books.csv"
+    await publisher.publish(rows(3), local_path=local)
+    before, local_before = snapshot(destination), local.read_bytes()
+    real_fsync = storage_module.os.fsync
+
+    def full_disk(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(tmp_path / ".books.csv.")):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(storage_module.os, "fsync", full_disk)
+    with pytest.raises(StorageError, match="local CSV") as caught:
+        await publisher.publish(rows(5), local_path=local)
+    assert "No space left" in str(caught.value) or "No space left" in str(caught.value.__cause__)
+    assert snapshot(destination) == before  # no archive, no manifest, the same latest
+    assert incomplete_uploads(destination) == []
+    assert local.read_bytes() == local_before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["books.csv"]  # no temp file left
+
+
+async def test_a_local_path_that_is_a_folder_is_refused(make: Any, tmp_path: Path) -> None:
+    """``local_path`` naming a folder is an InputError before anything is written, not a file moved into it."""
+    destination = make("memory")
+    publisher = publisher_for(destination)
+    await publisher.publish(rows(3))
+    before = snapshot(destination)
+    folder = tmp_path / "staging"
+    folder.mkdir()
+    with pytest.raises(InputError, match="is a folder"):
+        await publisher.publish(rows(4), local_path=folder)
+    with pytest.raises(InputError, match="is a folder"):
+        await export_csv_to_file(rows(4), folder)
+    assert list(folder.iterdir()) == []
+    assert snapshot(destination) == before
 
 
 async def test_every_object_stays_under_the_destination_prefix(make: Any) -> None:

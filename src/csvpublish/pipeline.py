@@ -65,6 +65,8 @@ class StreamStats:
     csv_sha256: str
     size: int
     sha256: str
+    pending_local: Writer | None = None
+    """With ``commit_local=False``: the local CSV, written but not yet committed."""
 
 
 class _Aborted(Exception):
@@ -137,6 +139,7 @@ async def run(
     headers: Sequence[str] | None = None,
     escape_formulas: bool = False,
     local_path: str | Path | None = None,
+    commit_local: bool = True,
     sink: Writer | None = None,
     compressor: GzipCompressor | None = None,
     progress: Progress | None = None,
@@ -144,14 +147,22 @@ async def run(
     """Run one pass from ``source`` (records) or ``csv_file`` (an existing CSV).
 
     Writes ``local_path`` atomically when given and streams the stored bytes to
-    ``sink`` without committing it: the caller commits or discards. On any
-    failure the sink is discarded and ``local_path`` is left as it was.
+    ``sink`` without committing it: the caller commits or discards. With
+    ``commit_local=False`` the local CSV is left uncommitted too, in
+    ``StreamStats.pending_local``, so the caller can commit it (an fsync of the
+    whole file) while it commits the sink. On any failure the sink is discarded
+    and ``local_path`` is left as it was.
     """
     progress = progress or Progress()
     flow = _Flow()
     q_bytes: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
     q_stored: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
-    local = local_writer(str(local_path)) if local_path is not None else None
+    try:
+        local = local_writer(str(local_path)) if local_path is not None else None
+    except BaseException:
+        if sink is not None:
+            await asyncio.to_thread(sink.discard)
+        raise
     state = _Bytes(local, compressor)
     info: dict[str, Any] = {"columns": [], "records": None}
 
@@ -203,7 +214,7 @@ async def run(
                 rows_callback=progress.rows,
             )
         await pool.wait()
-        if local is not None:
+        if local is not None and commit_local:
             await asyncio.to_thread(local.commit)
     except BaseException as exc:
         flow.abort.set()
@@ -224,6 +235,7 @@ async def run(
         csv_sha256=state.csv_hash.hexdigest(),
         size=state.stored_size,
         sha256=state.stored_hash.hexdigest(),
+        pending_local=None if commit_local else local,
     )
 
 

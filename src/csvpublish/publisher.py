@@ -36,12 +36,13 @@ from .errors import (
     StorageError,
     StorageNotFoundError,
     VersionNotFoundError,
+    translate,
 )
 from .manifest import Manifest, utc_iso
 from .naming import ARCHIVE_DIR, CONTROL_DIR, Layout, next_version, validate_name, version_time
 from .pipeline import Progress
 from .rows import count_records
-from .storage import PART_SIZE, Entry, RetryPolicy, Storage
+from .storage import PART_SIZE, Entry, RetryPolicy, Storage, Writer
 
 logger = logging.getLogger("csvpublish")
 
@@ -280,39 +281,54 @@ class Publisher:
                 headers=headers,
                 escape_formulas=self.escape_formulas,
                 local_path=None if local_path is None else os.fspath(local_path),
+                commit_local=False,  # committed below, beside the archive: the two waits overlap
                 sink=writer,
                 compressor=compressor,
                 progress=progress,
             )
-            manifest = Manifest(
-                name=self.name,
-                version=version,
-                created_at=utc_iso(datetime.now(timezone.utc)),
-                archive=archive,
-                compression="gzip" if self.compression else None,
-                content_type=layout.content_type,
-                size=stats.size,
-                sha256=stats.sha256,
-                csv_size=stats.csv_size,
-                csv_sha256=stats.csv_sha256,
-                record_count=stats.record_count,
-                columns=stats.columns,
-                library=library_version(),
-                compressor=f"{compressor.backend}-{compressor.level}" if compressor else None,
-            )
+            local = stats.pending_local
             try:
+                manifest = Manifest(
+                    name=self.name,
+                    version=version,
+                    created_at=utc_iso(datetime.now(timezone.utc)),
+                    archive=archive,
+                    compression="gzip" if self.compression else None,
+                    content_type=layout.content_type,
+                    size=stats.size,
+                    sha256=stats.sha256,
+                    csv_size=stats.csv_size,
+                    csv_sha256=stats.csv_sha256,
+                    record_count=stats.record_count,
+                    columns=stats.columns,
+                    library=library_version(),
+                    compressor=f"{compressor.backend}-{compressor.level}" if compressor else None,
+                )
                 reason = self._refusal(stats)
                 current = await self._latest_manifest(quiet=True) if self.skip_unchanged and reason is None else None
                 if current is not None and current.sha256 == stats.sha256:
                     await asyncio.to_thread(writer.discard)
+                    await _commit_local(local)
                     logger.info("%s unchanged (sha256 %s); nothing written", st.uri(layout.latest), stats.sha256[:12])
                     return self._result(current, skipped=True, latest_updated=False, local_path=local_path)
                 if reason is not None:
+                    await _commit_local(local)  # the local CSV is an export of the rows, refused or not
                     raise SnapshotRejectedError(f"{reason}; the current latest is untouched")
                 # once only: a failed commit has discarded the upload, and repeating it could not bring it back
-                await asyncio.to_thread(st.blocking, st.uri(archive), writer.commit, retry=False)
+                archive_done, local_done = await asyncio.gather(
+                    asyncio.to_thread(st.blocking, st.uri(archive), writer.commit, retry=False),
+                    _commit_local(local),
+                    return_exceptions=True,
+                )
+                if isinstance(archive_done, BaseException):
+                    raise archive_done
+                if isinstance(local_done, BaseException):
+                    await _quietly(st.delete(archive))  # no manifest yet: not a version, nobody reads it
+                    raise local_done
             except BaseException:
                 await asyncio.to_thread(writer.discard)  # a no-op after a commit
+                if local is not None:
+                    local.discard()  # a no-op after a commit: the temp file is gone
                 raise
             try:
                 await st.write_bytes(
@@ -1021,6 +1037,16 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+async def _commit_local(local: Writer | None) -> None:
+    """Commit the local CSV (fsync, then rename) in a worker thread."""
+    if local is None:
+        return
+    try:
+        await asyncio.to_thread(local.commit)
+    except OSError as exc:
+        raise translate(exc, f"the local CSV {local.name}") from exc
 
 
 async def _quietly(coro: Any, what: str = "cleanup") -> None:

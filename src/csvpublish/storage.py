@@ -706,7 +706,12 @@ class _LocalWriter(Writer):
 
 def local_writer(path: str, exclusive: bool = False) -> Writer:
     """An atomic writer for a path on this machine (used for the exported CSV)."""
-    return _LocalWriter(LocalFileSystem(), os.path.abspath(path), exclusive)
+    full = os.path.abspath(path)
+    if os.path.isdir(full):  # a rename onto a folder would move the file into it
+        raise InputError(f"{path} is a folder; give the path of the CSV file to write, such as {path}/books.csv")
+    writer = _LocalWriter(LocalFileSystem(), full, exclusive)
+    writer.name = full
+    return writer
 
 
 class _S3Writer(Writer):
