@@ -251,3 +251,40 @@ def test_record_counting_matches_the_csv_reader(table: list[list[str]], cut: int
     n1, state = count_records(data[:cut], False)
     n2, _ = count_records(data[cut:], state)
     assert n1 + n2 == len(list(csv.reader(io.StringIO(buf.getvalue(), newline=""))))
+
+
+def test_a_sqlite_cursor_of_the_callers_thread_is_a_source(tmp_path: Path) -> None:
+    """A sync iterator is pulled on the caller's thread: a sqlite3 cursor (bound to it) works."""
+    import sqlite3
+
+    conn = sqlite3.connect(":memory:")  # check_same_thread: using it from another thread raises
+    conn.execute("CREATE TABLE books (barcode TEXT, title TEXT)")
+    conn.executemany("INSERT INTO books VALUES (?, ?)", [(f"b{i}", f"Title, {i}") for i in range(1200)])
+    publisher = Publisher(tmp_path / "out", name="books")
+    result = publisher.publish_sync(conn.execute("SELECT barcode, title FROM books ORDER BY rowid"), headers=["a", "b"])
+    assert result.record_count == 1200
+    data = gzip.decompress((tmp_path / "out" / "books_latest.csv.gz").read_bytes()).decode()
+    assert list(csv.reader(io.StringIO(data)))[1:3] == [["b0", "Title, 0"], ["b1", "Title, 1"]]
+
+
+async def test_other_tasks_run_while_rows_are_formatted(tmp_path: Path) -> None:
+    """Records are formatted on the event loop's thread, so it must let other tasks run between chunks."""
+    import asyncio
+
+    ticks = 0
+    done = False
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    rows = [[str(i), "x" * 200] for i in range(40_000)]  # about 8 MB of CSV: several 1 MiB chunks
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    start = ticks
+    await Publisher(tmp_path / "out", name="t").publish(rows, headers=["a", "b"])
+    done = True
+    await task
+    assert ticks - start >= 5, f"the event loop ran other tasks only {ticks - start} times"

@@ -2,17 +2,19 @@
 
 ::
 
-    event loop          formatter thread      compressor thread          uploader thread
-    pull record  --q1-> to_csv_row, csv  --q2-> local CSV, sha256,  --q3-> Writer.write
-    batches             writer, encode        gzip, sha256              (multipart parts)
+    event loop's thread             compressor thread          uploader thread
+    pull a batch of records, --q1-> local CSV, sha256,  --q2-> Writer.write
+    to_csv_row, csv.writer,         gzip, sha256              (multipart parts)
+    encode (1 MiB chunks)
 
-Each queue holds at most :data:`QUEUE_DEPTH` items (a batch of
-:data:`~csvpublish.rows.BATCH_ROWS` rows, or about 1 MiB of bytes), so memory is
-bounded by the queues plus one multipart part, whatever the number of rows.
+Each queue holds at most :data:`QUEUE_DEPTH` chunks of about 1 MiB, so memory
+is bounded by the queues, one batch of :data:`~csvpublish.rows.BATCH_ROWS`
+records and one multipart part, whatever the number of rows. Records are
+formatted on the thread that pulls them, while they are still in its cache.
 ``csv`` formatting holds the GIL; zlib/isal, hashlib and socket I/O release it,
-so on two cores the wall time approaches the formatting time alone.
+so on two cores the wall time approaches the source plus formatting alone.
 
-For an existing file, a reader thread replaces the formatter and counts
+For an existing file, a reader thread replaces the formatting and counts
 records as it reads (``\\n`` outside quotes), so the file is read once.
 """
 
@@ -209,9 +211,9 @@ async def run(
                 escape_formulas=escape_formulas,
                 flow=flow,
                 q_bytes=q_bytes,
-                pool=pool,
                 info=info,
                 rows_callback=progress.rows,
+                failed=pool.failed,
             )
         await pool.wait()
         if local is not None and commit_local:
@@ -285,54 +287,50 @@ async def _format_records(
     escape_formulas: bool,
     flow: _Flow,
     q_bytes: queue.Queue[Any],
-    pool: _StagePool,
     info: dict[str, Any],
     rows_callback: Callback,
+    failed: Callable[[], bool],
 ) -> None:
-    """Pull batches on the event loop; a formatter thread turns them into CSV bytes."""
+    """Pull records in small batches and format them here, on the event loop's thread.
+
+    Formatting where the records are produced keeps them in this core's cache,
+    and a sync iterator may hold objects bound to this thread (a sqlite3
+    cursor). The bytes go to the compressor thread in chunks of about
+    :data:`CHUNK_BYTES`; the loop runs its other tasks between chunks.
+    """
     rows = await resolve_source(source)
     if isinstance(rows, list):
         rows_callback.set_size(len(rows))
-    q_records: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
-    formatter = CsvFormatter()
-    convert_holder: list[Callable[[list[Any], int], list[Sequence[Any]]]] = []
-
-    def format_stage() -> None:
-        while True:
-            item = flow.get(q_records)
-            if item is _DONE:
-                flow.put(q_bytes, _DONE)
-                return
-            batch, first_row = item
-            data = formatter.format(convert_holder[0](batch, first_row))
-            flow.put(q_bytes, data)
-            rows_callback.relative_update(len(batch))
-
+    formatter = CsvFormatter(others_waiting=lambda: not q_bytes.empty())
+    convert: Callable[[list[Any], int], list[Sequence[Any]]] | None = None
+    pending: list[bytes] = []
+    pending_size = 0
     count = 0
-    started = False
     async for batch in batches(rows, BATCH_ROWS):
-        if not started:
+        if convert is None:
             columns, convert = plan_rows(batch[0], headers, escape_formulas=escape_formulas)
-            convert_holder.append(convert)
             info["columns"] = columns
-            header_bytes = formatter.format([columns])
-            pool.submit(format_stage)
-            started = True
-            await _put_async(flow, q_bytes, header_bytes)
-        await _put_async(flow, q_records, (batch, count + 1))
+            pending.append(formatter.format([columns]))
+        data = formatter.format(convert(batch, count + 1))
+        pending.append(data)
+        pending_size += len(data)
         count += len(batch)
-        if pool.failed():  # a stage died: stop pulling the source
-            raise _Aborted
-    if not started:
+        rows_callback.relative_update(len(batch))
+        if pending_size >= CHUNK_BYTES:
+            await _put_async(flow, q_bytes, b"".join(pending))
+            pending, pending_size = [], 0
+            await asyncio.sleep(0)  # let the event loop run its other tasks
+            if failed():  # a stage died: stop pulling the source
+                raise _Aborted
+    if convert is None:
         if headers is None:
             raise InputError(
                 "the source produced no rows and no headers were given: pass headers=[...] to write a header-only CSV"
             )
         info["columns"] = [str(h) for h in headers]
-        await _put_async(flow, q_bytes, formatter.format([info["columns"]]))
-        await _put_async(flow, q_bytes, _DONE)
-    else:
-        await _put_async(flow, q_records, _DONE)
+        pending.append(formatter.format([info["columns"]]))
+    await _put_async(flow, q_bytes, b"".join(pending))
+    await _put_async(flow, q_bytes, _DONE)
     info["records"] = count
 
 

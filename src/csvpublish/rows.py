@@ -25,8 +25,10 @@ from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 from .errors import InputError
 
-BATCH_ROWS = 2000
-"""Rows formatted per batch: about 1 MB of CSV for 54-column book records."""
+BATCH_ROWS = 250
+"""Rows pulled and formatted per batch: about 140 KB of CSV for 54-column book
+records. Small batches are formatted while the records they hold are still in
+the CPU cache."""
 
 SLICE_ROWS = 50
 """Rows ``csv.writer`` formats in one C call before the formatter lets other threads run."""
@@ -201,28 +203,36 @@ class CsvFormatter:
     """Formats rows to UTF-8 CSV bytes; one instance per output, not thread-safe.
 
     ``csv.writer`` writes each row's text to a list (cheaper than a StringIO),
-    joined and encoded once per batch. Formatting is pure C that holds the GIL,
-    and C code never hands the GIL over when another thread asks for it: a
-    compressor or uploader thread would wait for a whole batch each time it
-    returns from a zlib or socket call. So rows go through ``csv.writer`` in
-    slices of :data:`SLICE_ROWS`, and the GIL is released (``time.sleep(0)``)
-    between slices. That costs about a microsecond per slice and lets the other
-    stages keep pace.
+    joined and encoded once per batch.
+
+    ``others_waiting``: formatting is pure C that holds the GIL, and C code never
+    hands the GIL over when another thread asks for it, so a compressor thread
+    would wait a whole batch for each step it takes between zlib calls. When
+    ``others_waiting()`` is true (the pipeline passes "the next stage has work
+    queued"), rows go through ``csv.writer`` in slices of :data:`SLICE_ROWS`
+    with the GIL released between slices (``time.sleep(0)``). When it is false
+    the formatter keeps the GIL: needless hand-overs to a CPU-bound source
+    thread cost more than they give.
 
     >>> CsvFormatter().format([["a", "b,c"], [1, None]])
     b'a,"b,c"\\r\\n1,\\r\\n'
     """
 
-    def __init__(self) -> None:
+    def __init__(self, others_waiting: Callable[[], bool] | None = None) -> None:
         self._parts: list[str] = []
         self._writer = csv.writer(_ListSink(self._parts))
+        self._others_waiting = others_waiting
 
     def format(self, rows: Iterable[Sequence[Any]]) -> bytes:
         rows = rows if isinstance(rows, list) else list(rows)
         writerows = self._writer.writerows
-        for start in range(0, len(rows), SLICE_ROWS):
-            writerows(rows[start : start + SLICE_ROWS])
-            time.sleep(0)  # release the GIL: see the class docstring
+        if self._others_waiting is None:
+            writerows(rows)
+        else:
+            for start in range(0, len(rows), SLICE_ROWS):
+                writerows(rows[start : start + SLICE_ROWS])
+                if self._others_waiting():
+                    time.sleep(0)  # release the GIL: see the class docstring
         text = "".join(self._parts)
         self._parts.clear()
         try:
