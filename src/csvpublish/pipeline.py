@@ -40,6 +40,8 @@ from .rows import BATCH_ROWS, CsvFormatter, batches, count_records, plan_rows, r
 from .storage import Writer, local_writer
 
 QUEUE_DEPTH = 4
+POLL_SECONDS = 0.05
+"""How often a waiting stage checks the abort flag."""
 CHUNK_BYTES = 2**20
 _DONE = object()
 
@@ -86,7 +88,7 @@ class _Flow:
             if self.abort.is_set():
                 raise _Aborted
             try:
-                q.put(item, timeout=0.05)
+                q.put(item, timeout=POLL_SECONDS)
                 return
             except queue.Full:
                 continue
@@ -96,7 +98,7 @@ class _Flow:
             if self.abort.is_set():
                 raise _Aborted
             try:
-                return q.get(timeout=0.05)
+                return q.get(timeout=POLL_SECONDS)
             except queue.Empty:
                 continue
 
