@@ -176,6 +176,7 @@ async def run(
         while True:
             chunk = flow.get(q_bytes)
             out = state.finish() if chunk is _DONE else state.feed(chunk)
+            q_bytes.task_done()  # the formatter stops handing over the GIL once no chunk is unfinished
             if sink is not None and out:
                 pending.append(out)
                 pending_size += len(out)
@@ -303,7 +304,7 @@ async def _format_records(
     rows = await resolve_source(source)
     if isinstance(rows, list):
         rows_callback.set_size(len(rows))
-    formatter = CsvFormatter(others_waiting=lambda: not q_bytes.empty())
+    formatter = CsvFormatter(others_waiting=lambda: q_bytes.unfinished_tasks > 0)
     convert: Callable[[list[Any], int], list[Sequence[Any]]] | None = None
     pending: list[bytes] = []
     pending_size = 0
