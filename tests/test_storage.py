@@ -109,3 +109,12 @@ async def test_blocking_twin_works_inside_a_running_loop(tmp_path: Path) -> None
     result = publisher.publish_sync([{"a": 1}])
     assert result.record_count == 1
     assert (tmp_path / "out" / "books_latest.csv.gz").exists()
+
+
+def test_s3_parts_grow_so_a_huge_upload_fits_in_10000_parts() -> None:
+    """Parts stay at PART_SIZE up to ~5 GB (memory: one part), then grow: 10,000 parts hold > 250 GiB."""
+    from csvpublish.storage import PART_SIZE, part_target
+
+    assert {part_target(PART_SIZE, n) for n in range(1000)} == {PART_SIZE}
+    assert PART_SIZE >= 5 * 2**20  # S3's smallest part but for the last
+    assert sum(part_target(PART_SIZE, n) for n in range(10_000)) > 250 * 2**30

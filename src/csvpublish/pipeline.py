@@ -4,14 +4,14 @@
 
     event loop's thread             compressor thread          uploader thread
     pull a batch of records, --q1-> local CSV, sha256,  --q2-> Writer.write
-    to_csv_row, csv.writer,         gzip, sha256              (multipart parts)
+    to_csv_row, CsvFormatter,       gzip, sha256              (multipart parts)
     encode (1 MiB chunks)
 
 Each queue holds at most :data:`QUEUE_DEPTH` chunks of about 1 MiB, so memory
 is bounded by the queues, one batch of :data:`~csvpublish.rows.BATCH_ROWS`
 records and one multipart part, whatever the number of rows. Records are
 formatted on the thread that pulls them, while they are still in its cache.
-``csv`` formatting holds the GIL; zlib/isal, hashlib and socket I/O release it,
+Formatting holds the GIL; zlib/isal, hashlib and socket I/O release it,
 so on two cores the wall time approaches the source plus formatting alone.
 
 For an existing file, a reader thread replaces the formatting and counts
@@ -39,7 +39,7 @@ from .errors import InputError, MissingInputError, translate
 from .rows import BATCH_ROWS, CsvFormatter, batches, count_records, plan_rows, resolve_source
 from .storage import Writer, local_writer
 
-QUEUE_DEPTH = 4
+QUEUE_DEPTH = 2
 POLL_SECONDS = 0.05
 """How often a waiting stage checks the abort flag."""
 CHUNK_BYTES = 2**20

@@ -40,8 +40,26 @@ logger = logging.getLogger("csvpublish")
 
 T = TypeVar("T")
 
-PART_SIZE = 8 * 2**20
-"""Bytes buffered per multipart part / resumable chunk when streaming an upload."""
+PART_SIZE = 5 * 2**20
+"""Bytes buffered per multipart part / resumable chunk when streaming an upload
+(S3's smallest part: each part in flight is held in memory)."""
+
+PARTS_PER_STEP = 1000
+"""S3 allows 10,000 parts per upload: every this many parts, the part size grows
+by ``part_size``, so 5 MiB parts reach 268 GiB (see :func:`part_target`)."""
+
+
+def part_target(part_size: int, parts_done: int) -> int:
+    """Bytes to gather for the next S3 part once ``parts_done`` parts are uploaded.
+
+    Parts stay at ``part_size`` for objects up to ``PARTS_PER_STEP * part_size``
+    (about 5 GB), so memory stays bounded by one part; beyond that they grow in
+    steps, so 10,000 parts hold 55,000 x ``part_size``.
+
+    >>> part_target(5, 0), part_target(5, 999), part_target(5, 1000)
+    (5, 5, 10)
+    """
+    return part_size * (1 + parts_done // PARTS_PER_STEP)
 
 _EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
 _PACKAGES = {
@@ -748,13 +766,14 @@ class _S3Writer(Writer):
         """Buffer ``data``; upload a part once ``part_size`` bytes are waiting.
 
         Parts are at least ``part_size`` (S3 wants 5 MiB but for the last one),
-        so a part is whatever is waiting, joined once, not cut to an exact size.
+        so a part is whatever is waiting, joined once, not cut to an exact size;
+        very large uploads use larger parts (:func:`part_target`).
         """
         if not data:
             return
         self.pending.append(bytes(data))
         self.pending_size += len(data)
-        if self.pending_size >= self.part_size:
+        if self.pending_size >= part_target(self.part_size, len(self.parts)):
             self._upload_part(self._take())
 
     def _take(self) -> bytes:
