@@ -457,7 +457,7 @@ def run_floor_upload(spec: Spec, clock: Clock) -> None:
 def run_floor_publish_storage(spec: Spec, clock: Clock) -> None:
     """The storage work of a csvpublish publish, without formatting or compression.
 
-    Streams the ``.gz`` into the archive in 1 MiB writes (multipart, 8 MiB parts, on S3),
+    Streams the ``.gz`` into the archive in 1 MiB writes (multipart, 5 MiB parts, on S3),
     commits it, then copies it server-side to the latest, with csvpublish's own ``Storage``.
     On moto, completing a multipart upload and copying an object both rewrite the whole
     object in the server process, so this is the part of a publish that cannot overlap
