@@ -695,7 +695,7 @@ async def test_a_failed_local_csv_commit_publishes_nothing(
 
     The fault wraps the real ``os.fsync``: a full disk cannot be produced on demand.
     """
-    import csvpublish.storage as storage_module
+    import csvpublish.storage.local as storage_module
 
     destination = make(backend)
     publisher = publisher_for(destination)

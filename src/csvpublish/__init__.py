@@ -29,7 +29,8 @@ from .export import export_csv_to_file, export_csv_to_file_sync
 from .manifest import Manifest
 from .pipeline import Progress
 from .publisher import CleanupReport, Publisher, PublishResult, VerifyReport, VersionInfo
-from .storage import RetryPolicy, Storage
+from .retry import RetryPolicy
+from .storage import Storage
 from .upload import upload_csv_to_storage, upload_csv_to_storage_sync
 
 __all__ = [
@@ -64,11 +65,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+    if name == "__version__":  # read from the package metadata when first asked for
+        from ._version import version
 
-        try:
-            return version("csvpublish")
-        except PackageNotFoundError:  # running from a source tree
-            return "0.0.0+unknown"
+        return version()
     raise AttributeError(f"module 'csvpublish' has no attribute {name!r}")

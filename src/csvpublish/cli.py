@@ -40,7 +40,7 @@ from . import (
     VerifyReport,
     VersionInfo,
 )
-from .errors import translate  # the library's one place that turns backend errors into its own
+from .storage.translate import translate  # the library's one place that turns backend errors into its own
 
 __all__ = ["main"]
 

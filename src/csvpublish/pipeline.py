@@ -35,9 +35,11 @@ from typing import Any
 from fsspec.callbacks import Callback, NoOpCallback
 
 from .compression import GzipCompressor
-from .errors import InputError, MissingInputError, translate
-from .rows import BATCH_ROWS, CsvFormatter, batches, count_records, plan_rows, resolve_source
-from .storage import Writer, local_writer
+from .errors import InputError, MissingInputError
+from .rows import BATCH_ROWS, CsvFormatter, RecordCounter, batches, plan_rows, resolve_source
+from .storage import Writer
+from .storage.local import local_writer
+from .storage.translate import translate
 
 QUEUE_DEPTH = 2
 POLL_SECONDS = 0.05
@@ -75,6 +77,14 @@ class StreamStats:
 
 class _Aborted(Exception):
     pass
+
+
+@dataclass
+class _Found:
+    """What the source stage learns on its way: the header and, at the end, the record count."""
+
+    columns: list[str] = field(default_factory=list)
+    records: int | None = None
 
 
 class _Flow:
@@ -168,7 +178,7 @@ async def run(
             await asyncio.to_thread(sink.discard)
         raise
     state = _Bytes(local, compressor)
-    info: dict[str, Any] = {"columns": [], "records": None}
+    found = _Found()
 
     def compress_stage() -> None:
         pending: list[bytes] = []
@@ -197,7 +207,7 @@ async def run(
             try:
                 sink.write(chunk)
             except Exception as exc:
-                raise translate(exc, sink.name) from exc
+                raise translate(exc, sink.name, sink.errors) from exc
             progress.uploaded.relative_update(len(chunk))
 
     pool = _StagePool(flow)
@@ -206,7 +216,7 @@ async def run(
         pool.submit(upload_stage)
     try:
         if csv_file is not None:
-            pool.submit(_read_file_stage, Path(csv_file), flow, q_bytes, info, progress.rows)
+            pool.submit(_read_file_stage, Path(csv_file), flow, q_bytes, found, progress.rows)
         else:
             await _format_records(
                 source,
@@ -214,7 +224,7 @@ async def run(
                 escape_formulas=escape_formulas,
                 flow=flow,
                 q_bytes=q_bytes,
-                info=info,
+                found=found,
                 rows_callback=progress.rows,
                 failed=pool.failed,
             )
@@ -234,8 +244,8 @@ async def run(
     finally:
         pool.shutdown()
     return StreamStats(
-        record_count=info["records"],
-        columns=info["columns"],
+        record_count=found.records,
+        columns=found.columns,
         csv_size=state.csv_size,
         csv_sha256=state.csv_hash.hexdigest(),
         size=state.stored_size,
@@ -290,7 +300,7 @@ async def _format_records(
     escape_formulas: bool,
     flow: _Flow,
     q_bytes: queue.Queue[Any],
-    info: dict[str, Any],
+    found: _Found,
     rows_callback: Callback,
     failed: Callable[[], bool],
 ) -> None:
@@ -312,7 +322,7 @@ async def _format_records(
     async for batch in batches(rows, BATCH_ROWS):
         if convert is None:
             columns, convert = plan_rows(batch[0], headers, escape_formulas=escape_formulas)
-            info["columns"] = columns
+            found.columns = columns
             pending.append(formatter.format([columns]))
         data = formatter.format(convert(batch, count + 1))
         pending.append(data)
@@ -330,11 +340,11 @@ async def _format_records(
             raise InputError(
                 "the source produced no rows and no headers were given: pass headers=[...] to write a header-only CSV"
             )
-        info["columns"] = [str(h) for h in headers]
-        pending.append(formatter.format([info["columns"]]))
+        found.columns = [str(h) for h in headers]
+        pending.append(formatter.format([found.columns]))
     await _put_async(flow, q_bytes, b"".join(pending))
     await _put_async(flow, q_bytes, _DONE)
-    info["records"] = count
+    found.records = count
 
 
 async def _put_async(flow: _Flow, q: queue.Queue[Any], item: Any) -> None:
@@ -345,9 +355,7 @@ async def _put_async(flow: _Flow, q: queue.Queue[Any], item: Any) -> None:
         await asyncio.to_thread(flow.put, q, item)
 
 
-def _read_file_stage(
-    path: Path, flow: _Flow, q_bytes: queue.Queue[Any], info: dict[str, Any], callback: Callback
-) -> None:
+def _read_file_stage(path: Path, flow: _Flow, q_bytes: queue.Queue[Any], found: _Found, callback: Callback) -> None:
     """Read an existing CSV once: pass its bytes on, find its header and count its records."""
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed below
@@ -357,20 +365,14 @@ def _read_file_stage(
         raise InputError(f"{path} is a folder, not a CSV file") from None
     with handle:
         callback.set_size(path.stat().st_size)
-        lines, in_quotes, last = 0, False, b""
-        first = True
+        counter = RecordCounter()
         while chunk := handle.read(CHUNK_BYTES):
-            if first:
-                info["columns"] = _header_of(chunk)
-                first = False
-            n, in_quotes = count_records(chunk, in_quotes)
-            lines += n
-            last = chunk[-1:]
+            if not counter.last:
+                found.columns = _header_of(chunk)
+            counter.feed(chunk)
             flow.put(q_bytes, chunk)
             callback.relative_update(len(chunk))
-        if last and last != b"\n":
-            lines += 1  # a last record without a line end
-        info["records"] = max(lines - 1, 0)
+        found.records = counter.records
     flow.put(q_bytes, _DONE)
 
 

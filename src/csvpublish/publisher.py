@@ -36,13 +36,14 @@ from .errors import (
     StorageError,
     StorageNotFoundError,
     VersionNotFoundError,
-    translate,
 )
 from .manifest import Manifest, utc_iso
 from .naming import ARCHIVE_DIR, CONTROL_DIR, Layout, next_version, validate_name, version_time
 from .pipeline import Progress
+from .retry import RetryPolicy
 from .rows import count_records
-from .storage import PART_SIZE, Entry, RetryPolicy, Storage, Writer
+from .storage import PART_SIZE, Entry, Storage, Writer
+from .storage.translate import translate
 
 logger = logging.getLogger("csvpublish")
 
@@ -51,9 +52,9 @@ _NOT_GZIP = "not a complete gzip stream"
 
 
 def library_version() -> str:
-    from . import __version__
+    from ._version import library_version as version
 
-    return f"csvpublish {__version__}"
+    return version()
 
 
 @dataclass(frozen=True)

@@ -286,3 +286,30 @@ def count_records(chunk: bytes, in_quotes: bool) -> tuple[int, bool]:
     count = sum(pieces[i].count(b"\n") for i in range(start, len(pieces), 2))
     in_quotes = in_quotes ^ (len(pieces) % 2 == 0)
     return count, in_quotes
+
+
+class RecordCounter:
+    """Counts the data records of a CSV fed chunk by chunk: one pass, any chunking, the header not counted.
+
+    >>> counter = RecordCounter()
+    >>> for chunk in (b'a,b\\r\\n1,"x\\n', b'y"\\r\\n2,z'):
+    ...     counter.feed(chunk)
+    >>> counter.records
+    2
+    """
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self.in_quotes = False
+        self.last = b""
+
+    def feed(self, chunk: bytes) -> None:
+        n, self.in_quotes = count_records(chunk, self.in_quotes)
+        self.lines += n
+        self.last = chunk[-1:] or self.last
+
+    @property
+    def records(self) -> int:
+        """Records so far, a last one without a line end included, the header row excluded."""
+        lines = self.lines + (1 if self.last and self.last != b"\n" else 0)
+        return max(lines - 1, 0)

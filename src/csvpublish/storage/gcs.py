@@ -1,0 +1,61 @@
+"""Google Cloud Storage through gcsfs: resumable uploads, rewrites for copies, ``ifGenerationMatch=0`` creates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .backend import Capabilities, WriteOptions
+from .objectstore import ObjectStoreBackend
+from .translate import HTTP
+
+
+def _code(exc: BaseException) -> str | None:
+    code = getattr(exc, "code", None)  # gcsfs's HttpError carries the HTTP status
+    return str(code) if isinstance(code, int) else None
+
+
+class GCSBackend(ObjectStoreBackend):
+    """``gs://`` and ``gcs://``."""
+
+    capabilities = Capabilities(object_store=True, server_side_copy=True, user_metadata=True, endpoint_url=True)
+    errors = HTTP.extend(code_of=_code, precondition_text=("conditionNotMet",))  # the reason of a failed precondition
+    header_loggers = ("gcsfs",)
+
+    @classmethod
+    def with_endpoint(cls, options: dict[str, Any], endpoint_url: str) -> dict[str, Any]:
+        return {**options, "endpoint_url": endpoint_url}
+
+    def headers(self, options: WriteOptions) -> dict[str, Any]:
+        return {"content_type": options.content_type} if options.content_type else {}
+
+    async def copy(self, src: str, dst: str, options: WriteOptions) -> None:
+        """A rewrite (server-side), setting the content type and metadata of the copy."""
+        fs: Any = self.fs
+        sb, sk, _ = fs.split_path(src)
+        db, dk, _ = fs.split_path(dst)
+        body: dict[str, Any] = {}
+        if options.content_type:
+            body["contentType"] = options.content_type
+        if options.metadata:
+            body["metadata"] = options.metadata
+
+        async def rewrite() -> None:
+            token = None
+            while True:
+                out = await fs._call(
+                    "POST",
+                    "b/{}/o/{}/rewriteTo/b/{}/o/{}",
+                    sb,
+                    sk,
+                    db,
+                    dk,
+                    headers={"Content-Type": "application/json"},
+                    json=body,
+                    rewriteToken=token,
+                    json_out=True,
+                )
+                if out.get("done", True):
+                    return
+                token = out["rewriteToken"]
+
+        await self.on_loop(rewrite())

@@ -1,0 +1,77 @@
+"""Any fsspec object store (Azure through adlfs, and others): uploads visible only once complete.
+
+Writes go through the filesystem's own file object (resumable uploads, staged
+blocks) and become visible when it closes; exclusive ones open with ``"xb"``.
+GCS builds on this module (``gcs``); S3 has its own (``s3``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .backend import Backend, Capabilities, RunBlocking, WriteOptions, Writer
+from .translate import HTTP, is_precondition_failure
+
+logger = logging.getLogger("csvpublish")
+
+
+class ObjectStoreBackend(Backend):
+    """An object store reached through its fsspec filesystem alone."""
+
+    capabilities = Capabilities(object_store=True, server_side_copy=True)
+    errors = HTTP
+
+    def bucket(self, root: str) -> str | None:
+        return root.split("/", 1)[0]
+
+    def headers(self, options: WriteOptions) -> dict[str, Any]:
+        """The keyword arguments that set ``options`` on a write (none for a store fsspec gives no way to set them)."""
+        return {}
+
+    async def write_bytes(self, full: str, data: bytes, options: WriteOptions) -> None:
+        mode = "create" if options.exclusive else "overwrite"
+        await self.call("pipe_file", full, data, mode=mode, **self.headers(options))
+        self.fs.invalidate_cache(full)
+
+    def open_writer(self, full: str, options: WriteOptions, part_size: int, run: RunBlocking | None) -> Writer:
+        handle = self.fs.open(full, "xb" if options.exclusive else "wb", block_size=part_size, **self.headers(options))
+        return FileWriter(self, full, handle)
+
+
+class FileWriter(Writer):
+    """An fsspec file of an object store (GCS resumable upload, Azure blocks, ...)."""
+
+    def __init__(self, backend: Backend, full: str, handle: Any) -> None:
+        self.fs = backend.fs
+        self.errors = backend.errors
+        self.full = full
+        self.handle = handle
+        self.finished = False
+
+    def write(self, data: bytes) -> None:
+        self.handle.write(data)
+
+    def commit(self) -> None:
+        try:
+            self.handle.close()
+            self.finished = True
+        except Exception as exc:
+            self.discard()
+            if is_precondition_failure(exc, self.errors):
+                raise FileExistsError(self.fs.unstrip_protocol(self.full)) from None
+            raise
+        finally:
+            self.fs.invalidate_cache(self.full)
+
+    def discard(self) -> None:
+        # A failed close() marks the file closed with its upload still open: abort it all the same.
+        if self.finished:
+            return
+        self.finished = True
+        try:
+            self.handle.discard()
+        except Exception as exc:  # best effort: cleanup() removes what an abort leaves
+            where = self.fs.unstrip_protocol(self.full)
+            logger.warning("could not abort the upload of %s: %s", where, type(exc).__name__)
+        self.handle.closed = True  # never let the file's finaliser commit a discarded upload

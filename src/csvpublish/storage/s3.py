@@ -1,0 +1,254 @@
+"""S3 and S3-compatible stores (R2, MinIO, SeaweedFS) through s3fs, and botocore's calls where s3fs has no option.
+
+Uploads are multipart uploads driven request by request (each part retried on
+its own), or one PutObject under a part; exclusive ones are created with
+``If-None-Match: *``. The latest is a CopyObject that also sets its metadata.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import logging
+from typing import Any
+
+from fsspec.asyn import sync
+
+from .backend import Capabilities, RunBlocking, Upload, WriteOptions, Writer
+from .objectstore import ObjectStoreBackend
+from .translate import HTTP
+
+logger = logging.getLogger("csvpublish")
+
+PARTS_PER_STEP = 1000
+"""S3 allows 10,000 parts per upload: every this many parts, the part size grows
+by ``part_size``, so 5 MiB parts reach 268 GiB (see :func:`part_target`)."""
+
+COPY_OBJECT_LIMIT = 5 * 2**30
+"""CopyObject copies objects up to 5 GiB; s3fs copies larger ones part by part."""
+
+
+def part_target(part_size: int, parts_done: int) -> int:
+    """Bytes to gather for the next S3 part once ``parts_done`` parts are uploaded.
+
+    Parts stay at ``part_size`` for objects up to ``PARTS_PER_STEP * part_size``
+    (about 5 GB), so memory stays bounded by one part; beyond that they grow in
+    steps, so 10,000 parts hold 55,000 x ``part_size``.
+
+    >>> part_target(5, 0), part_target(5, 999), part_target(5, 1000)
+    (5, 5, 10)
+    """
+    return part_size * (1 + parts_done // PARTS_PER_STEP)
+
+
+def _code(exc: BaseException) -> str | None:
+    """botocore's error code (``NoSuchKey``, ``SlowDown``), else the HTTP status of its response."""
+    response: Any = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    code = response.get("Error", {}).get("Code")
+    if code is not None:
+        return str(code)
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return None if status is None else str(status)
+
+
+ERRORS = HTTP.extend(
+    code_of=_code,
+    missing_bucket={"NoSuchBucket"},
+    not_found={"NoSuchKey", "NotFound"},
+    denied={"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"},
+    transient={
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "InternalError",
+        "ServiceUnavailable",
+    },
+    transient_names={"ConnectionClosedError", "ReadTimeoutError", "ConnectTimeoutError"},  # botocore, urllib3
+    unreachable_names={"EndpointConnectionError"},
+    precondition={"PreconditionFailed"},
+)
+
+
+class S3Backend(ObjectStoreBackend):
+    """``s3://`` and ``s3a://``."""
+
+    capabilities = Capabilities(
+        object_store=True, server_side_copy=True, user_metadata=True, multipart_uploads=True, endpoint_url=True
+    )
+    errors = ERRORS
+    header_loggers = ("botocore.auth", "botocore.endpoint")  # Authorization, X-Amz-Security-Token
+
+    @classmethod
+    def with_endpoint(cls, options: dict[str, Any], endpoint_url: str) -> dict[str, Any]:
+        from csvpublish.errors import InputError
+
+        client_kwargs = options.get("client_kwargs") or {}
+        if not isinstance(client_kwargs, dict):
+            raise InputError("the storage option client_kwargs must be a mapping (a JSON object)")
+        return {**options, "client_kwargs": {**client_kwargs, "endpoint_url": endpoint_url}}
+
+    async def s3(self, method: str, **kwargs: Any) -> Any:
+        """One S3 API call through s3fs (its error translation included)."""
+        fs: Any = self.fs
+        return await self.on_loop(fs._call_s3(method, **kwargs))
+
+    async def probe_bucket(self, bucket: str) -> None:
+        # Ask the service itself: a plain exists() answers False for any error,
+        # so an unreachable endpoint would look like a missing bucket.
+        await self.s3("head_bucket", Bucket=bucket)
+
+    def headers(self, options: WriteOptions) -> dict[str, Any]:
+        return {"ContentType": options.content_type} if options.content_type else {}
+
+    def open_writer(self, full: str, options: WriteOptions, part_size: int, run: RunBlocking | None) -> Writer:
+        assert run is not None, "the S3 writer sends its own requests: give it the storage's retries"
+        return S3Writer(self, full, options, part_size, run)
+
+    async def copy(self, src: str, dst: str, options: WriteOptions) -> None:
+        """CopyObject, replacing the copy's content type and metadata; s3fs's multipart copy from 5 GiB."""
+        fs: Any = self.fs
+        sb, sk, _ = fs.split_path(src)
+        db, dk, _ = fs.split_path(dst)
+        info = await self.call("info", src)
+        if int(info.get("size") or 0) >= COPY_OBJECT_LIMIT:
+            await self.call("cp_file", src, dst)
+            return
+        kwargs: dict[str, Any] = {"MetadataDirective": "REPLACE", "Metadata": options.metadata}
+        kwargs["ContentType"] = options.content_type or info.get("ContentType") or "application/octet-stream"
+        await self.s3("copy_object", Bucket=db, Key=dk, CopySource={"Bucket": sb, "Key": sk}, **kwargs)
+
+    async def metadata(self, full: str) -> dict[str, Any]:
+        info = await self.call("info", full)
+        meta = info.get("metadata") or info.get("Metadata") or {}
+        return dict(meta or await self.call("metadata", full))
+
+    async def incomplete_uploads(self, full_prefix: str) -> builtins.list[Upload]:
+        fs: Any = self.fs
+        bucket, key, _ = fs.split_path(full_prefix)
+        out: builtins.list[Upload] = []
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": key}
+        while True:
+            page = await self.s3("list_multipart_uploads", **kwargs)
+            for upload in page.get("Uploads", []):
+                out.append(Upload(f"{bucket}/{upload['Key']}", upload["UploadId"], upload.get("Initiated")))
+            if not page.get("IsTruncated"):
+                return out
+            kwargs["KeyMarker"] = page.get("NextKeyMarker")
+            kwargs["UploadIdMarker"] = page.get("NextUploadIdMarker")
+
+    async def abort_upload(self, upload: Upload) -> None:
+        fs: Any = self.fs
+        bucket, key, _ = fs.split_path(upload.path)
+        await self.s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload.upload_id)
+
+
+class S3Writer(Writer):
+    """A multipart upload driven request by request, so each request is retried on its own.
+
+    Data under ``part_size`` goes up in one PutObject at commit. Either way the
+    object appears only on commit, created conditionally (``If-None-Match: *``)
+    when exclusive; ``discard`` aborts the multipart upload.
+    """
+
+    errors = ERRORS
+
+    def __init__(self, backend: S3Backend, full: str, options: WriteOptions, part_size: int, run: RunBlocking) -> None:
+        fs: Any = backend.fs
+        self.fs = fs
+        self.run = run
+        self.full = full
+        self.bucket, self.key, _ = fs.split_path(full)
+        self.headers = backend.headers(options)
+        self.match: dict[str, Any] = {"IfNoneMatch": "*"} if options.exclusive else {}
+        self.part_size = part_size
+        self.pending: builtins.list[bytes] = []  # joined once per part: one copy of the part's bytes
+        self.pending_size = 0
+        self.parts: builtins.list[dict[str, Any]] = []
+        self.upload_id: str | None = None
+        self.finished = False
+
+    def _s3(self, method: str, *, retry: bool = True, **kwargs: Any) -> Any:
+        fs = self.fs
+        return self.run(
+            self.name,
+            lambda: sync(fs.loop, fs._call_s3, method, Bucket=self.bucket, Key=self.key, **kwargs),
+            retry=retry,
+        )
+
+    def write(self, data: bytes) -> None:
+        """Buffer ``data``; upload a part once ``part_size`` bytes are waiting.
+
+        Parts are at least ``part_size`` (S3 wants 5 MiB but for the last one),
+        so a part is whatever is waiting, joined once, not cut to an exact size;
+        very large uploads use larger parts (:func:`part_target`).
+        """
+        if not data:
+            return
+        self.pending.append(bytes(data))
+        self.pending_size += len(data)
+        if self.pending_size >= part_target(self.part_size, len(self.parts)):
+            self._upload_part(self._take())
+
+    def _take(self) -> bytes:
+        body = b"".join(self.pending)
+        self.pending, self.pending_size = [], 0
+        return body
+
+    def _upload_part(self, body: bytes) -> None:
+        if self.upload_id is None:
+            self.upload_id = self._s3("create_multipart_upload", **self.headers)["UploadId"]
+        number = len(self.parts) + 1
+        out = self._s3("upload_part", UploadId=self.upload_id, PartNumber=number, Body=body)
+        self.parts.append({"PartNumber": number, "ETag": out["ETag"]})
+
+    def commit(self) -> None:
+        try:
+            if self.upload_id is None:
+                self._put(self._take())
+            else:
+                if self.pending:
+                    self._upload_part(self._take())
+                # CompleteMultipartUpload is idempotent for one upload id, so retrying it is safe
+                self._s3(
+                    "complete_multipart_upload",
+                    UploadId=self.upload_id,
+                    MultipartUpload={"Parts": self.parts},
+                    **self.match,
+                )
+            self.finished = True
+        except Exception as exc:
+            self.discard()
+            if isinstance(exc, FileExistsError):  # the service's answer to a conditional create that lost
+                raise FileExistsError(self.name) from None
+            raise
+        finally:
+            self.fs.invalidate_cache(self.full)
+
+    def _put(self, body: bytes) -> None:
+        try:
+            self._s3("put_object", Body=body, **self.headers, **self.match)
+        except FileExistsError:
+            if not self._holds(body):
+                raise
+            # a retried conditional PUT whose first attempt landed: the object is ours
+
+    def _holds(self, body: bytes) -> bool:
+        try:
+            etag = self._s3("head_object", retry=False).get("ETag", "")
+        except Exception:
+            return False
+        return bool(etag.strip('"') == hashlib.md5(body, usedforsecurity=False).hexdigest())
+
+    def discard(self) -> None:
+        self.pending, self.pending_size = [], 0
+        if self.finished or self.upload_id is None:
+            return
+        upload_id, self.upload_id = self.upload_id, None
+        try:
+            self._s3("abort_multipart_upload", UploadId=upload_id)
+        except Exception as exc:  # best effort: cleanup() aborts what is left
+            logger.warning("could not abort the upload of %s: %s", self.name, type(exc).__name__)
