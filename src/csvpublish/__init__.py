@@ -28,7 +28,8 @@ from .errors import (
 from .export import export_csv_to_file, export_csv_to_file_sync
 from .manifest import Manifest
 from .pipeline import Progress
-from .publisher import CleanupReport, Publisher, PublishResult, VerifyReport, VersionInfo
+from .publisher import Publisher
+from .results import CleanupReport, PublishResult, VerifyReport, VersionInfo
 from .retry import RetryPolicy
 from .storage import Storage
 from .upload import upload_csv_to_storage, upload_csv_to_storage_sync

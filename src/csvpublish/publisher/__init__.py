@@ -1,0 +1,261 @@
+"""``Publisher``: the facade over the publishing protocol, one module per job.
+
+::
+
+    flow.py          publish: reserve -> stream -> commit -> manifest -> promote
+    lease.py         Marker, version reservations and the latest's lease
+    promotion.py     replace the latest, finish an interrupted promotion, put the previous one back
+    catalog.py       one listing, the versions, each version's manifest
+    verify.py        re-read a stored version and compare it with its manifest
+    maintenance.py   restore, prune, cleanup (one helper per kind of leftover)
+    common.py        Target: the name and storage every step works on
+
+>>> import asyncio
+>>> publisher = Publisher("memory://doc-publisher", name="books")
+>>> result = asyncio.run(publisher.publish([{"Barcode": "1", "Title": "Dune"}]))
+>>> result.latest_uri, result.record_count
+('memory://doc-publisher/books_latest.csv.gz', 1)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from csvpublish._sync import run_sync
+from csvpublish.compression import DEFAULT_LEVEL, GzipCompressor
+from csvpublish.errors import InputError, MissingInputError, SnapshotRejectedError
+from csvpublish.manifest import Manifest
+from csvpublish.naming import Layout, validate_name
+from csvpublish.pipeline import Progress
+from csvpublish.results import CleanupReport, PublishResult, VerifyReport, VersionInfo
+from csvpublish.retry import RetryPolicy
+from csvpublish.storage import Storage
+
+from .catalog import Catalog
+from .common import Target
+from .flow import PublishFlow, PublishOptions, Source
+from .maintenance import Maintenance
+from .verify import Verifier
+
+__all__ = ["Publisher"]
+
+
+class Publisher:
+    """Publish CSV snapshots of one name to one destination.
+
+    Layout for ``name="books"`` (compressed)::
+
+        <destination>/books_latest.csv.gz                      same bytes as the newest archive
+        <destination>/books_latest.manifest.json
+        <destination>/timestamped/books_<YYYYmmdd_HHMMSS>.csv.gz
+        <destination>/timestamped/books_<YYYYmmdd_HHMMSS>.manifest.json
+
+    Args:
+        destination: a URL (``s3://bucket/prefix``, ``gs://...``, ``memory://...``),
+            a local folder, or a :class:`Storage`.
+        name: the snapshot's name; required, one path segment.
+        compression: store ``.csv.gz`` (deterministic gzip) or plain ``.csv``.
+        storage_options: options for the fsspec filesystem (endpoint, credentials).
+        keep: after a successful publish, delete archives older than the newest ``keep``.
+        skip_unchanged: write nothing when the new bytes equal the current latest's.
+        min_records: refuse a snapshot with fewer data rows.
+        escape_formulas: prefix cells starting with ``= + - @`` tab or CR with ``'``.
+        compression_level: gzip level (isal 0-3, zlib 0-9); default 1.
+        compression_backend: ``"isal"``, ``"zlib-ng"`` or ``"zlib"``; default the fastest installed.
+        lock_timeout: seconds to wait for another publisher to finish replacing the latest.
+        stale_after: age after which another machine's unfinished publish counts as dead.
+
+    Example:
+        >>> publisher = Publisher("/tmp/books-out", name="books")
+        >>> # result = await publisher.publish(rows)           # async
+        >>> # result = publisher.publish_sync(rows)            # blocking
+    """
+
+    def __init__(
+        self,
+        destination: str | os.PathLike[str] | Storage,
+        *,
+        name: str,
+        compression: bool = True,
+        storage_options: dict[str, Any] | None = None,
+        keep: int | None = None,
+        skip_unchanged: bool = False,
+        min_records: int | None = None,
+        escape_formulas: bool = False,
+        compression_level: int = DEFAULT_LEVEL,
+        compression_backend: str | None = None,
+        retry: RetryPolicy | None = None,
+        lock_timeout: float = 120.0,
+        stale_after: timedelta = timedelta(hours=12),
+    ) -> None:
+        self.name = validate_name(name)
+        if keep is not None and (not isinstance(keep, int) or keep < 1):
+            raise InputError(f"keep={keep!r}: keep at least 1 archived version")
+        if min_records is not None and min_records < 0:
+            raise InputError(f"min_records={min_records!r} must be 0 or more")
+        if isinstance(destination, Storage):
+            if storage_options:
+                raise InputError("storage_options go to Storage(...) when you pass a Storage")
+            self.storage = destination
+        else:
+            self.storage = Storage(destination, retry=retry, **(storage_options or {}))
+        self.compression = compression
+        self.keep = keep
+        self.skip_unchanged = skip_unchanged
+        self.min_records = min_records
+        self.escape_formulas = escape_formulas
+        self.compression_level = compression_level
+        self.compression_backend = compression_backend
+        GzipCompressor(compression_level, compression_backend)  # fail early on a bad backend
+        self.lock_timeout = lock_timeout
+        self.stale_after = stale_after
+        self.layout = Layout(self.name, compression)
+
+    def __repr__(self) -> str:
+        return f"Publisher({self.storage.uri()!r}, name={self.name!r}, compression={self.compression})"
+
+    def _target(self) -> Target:
+        return Target(self.storage, self.name, self.layout, self.lock_timeout, self.stale_after)
+
+    def _flow(self) -> PublishFlow:
+        options = PublishOptions(
+            compression=self.compression,
+            keep=self.keep,
+            skip_unchanged=self.skip_unchanged,
+            min_records=self.min_records,
+            escape_formulas=self.escape_formulas,
+            compression_level=self.compression_level,
+            compression_backend=self.compression_backend,
+        )
+        return PublishFlow(self._target(), options)
+
+    # --- publishing ------------------------------------------------------------------
+
+    async def publish(
+        self,
+        source: Any,
+        *,
+        headers: Sequence[str] | None = None,
+        local_path: str | os.PathLike[str] | None = None,
+        progress: Progress | None = None,
+    ) -> PublishResult:
+        """Export ``source`` to CSV and publish it, in one pass.
+
+        Takes every source :func:`export_csv_to_file` takes. With ``local_path``
+        the plain CSV is also written there (atomically).
+
+        Raises:
+            InputError: the source or a row is unusable.
+            SnapshotRejectedError: a guard refused the snapshot.
+            StorageError: the storage failed; the previous latest is untouched.
+        """
+        return await self._flow().run(Source(records=source, headers=headers, local_path=local_path, progress=progress))
+
+    async def publish_file(
+        self, csv_path: str | os.PathLike[str], *, progress: Progress | None = None
+    ) -> PublishResult:
+        """Publish an existing CSV file, reading it once.
+
+        Raises:
+            MissingInputError: ``csv_path`` does not exist.
+            SnapshotRejectedError: the file is empty, or has fewer than ``min_records`` rows.
+        """
+        path = Path(csv_path)
+        if not path.is_file():
+            if path.exists():
+                raise InputError(f"{path} is not a file; give the path of a CSV file")
+            raise MissingInputError(f"{path}: no such CSV file; export it first or fix the path")
+        if path.stat().st_size == 0:
+            raise SnapshotRejectedError(f"{path} is empty (0 bytes); refusing to publish it over the current latest")
+        return await self._flow().run(Source(csv_file=path, progress=progress))
+
+    # --- reading the published state -------------------------------------------------
+
+    async def latest(self) -> Manifest | None:
+        """The manifest of the current latest, or None when nothing is published."""
+        return await Catalog(self._target()).latest_manifest()
+
+    async def versions(self) -> list[VersionInfo]:
+        """The archived versions, newest first.
+
+        Archives of a publish still in flight, or left by a killed one, are not
+        versions and are not listed. Archives written before manifests existed
+        (by the seed pipeline) are listed with an unknown record count.
+        """
+        await self.storage.check(create=False)
+        return await Catalog(self._target()).versions(describe=True)
+
+    async def verify(self, version: str | VersionInfo | None = None, *, strict: bool = False) -> VerifyReport:
+        """Re-hash the latest (or an archived version) and check it against its manifest.
+
+        For the latest, also checks that it equals the archive it came from.
+        Returns a report; with ``strict=True`` raises :class:`IntegrityError` when
+        it is not ok.
+        """
+        return await Verifier(self._target()).verify(version, strict=strict)
+
+    # --- restore, prune, cleanup -------------------------------------------------------
+
+    async def restore(self, version: str | VersionInfo) -> PublishResult:
+        """Make an archived version the latest again (a copy plus its manifest).
+
+        ``version`` is an entry of :meth:`versions` or its identifier. An archive
+        without a manifest (written by the seed pipeline) gets one first.
+        """
+        return await Maintenance(self._target()).restore(version)
+
+    async def prune(self, keep: int) -> list[str]:
+        """Delete archives older than the newest ``keep``; never the one the latest came from.
+
+        Versions whose publish is still in flight are kept too. Returns the
+        deleted version identifiers.
+        """
+        return await Maintenance(self._target()).prune(keep)
+
+    async def cleanup(self) -> CleanupReport:
+        """Remove what interrupted publishes of this name left behind.
+
+        That is: reservations, locks and lock claims of processes that are gone
+        (same machine) or older than ``stale_after``; archives they committed
+        without a manifest; manifests whose archive is gone; incomplete
+        multipart uploads under ``timestamped/``; hidden temp files of local
+        writes. A promotion cut short between its copy and its manifest is
+        finished. Publishes in flight are left alone. A publish runs it when it
+        finds another publish's reservation or lock, which every interrupted
+        publish leaves behind.
+        """
+        return await Maintenance(self._target()).cleanup()
+
+    # --- blocking twins ----------------------------------------------------------------
+
+    def publish_sync(self, source: Any, **kwargs: Any) -> PublishResult:
+        """Blocking :meth:`publish`, for scripts without an event loop."""
+        return run_sync(self.publish(source, **kwargs))
+
+    def publish_file_sync(self, csv_path: str | os.PathLike[str], **kwargs: Any) -> PublishResult:
+        """Blocking :meth:`publish_file`."""
+        return run_sync(self.publish_file(csv_path, **kwargs))
+
+    def versions_sync(self) -> list[VersionInfo]:
+        """Blocking :meth:`versions`."""
+        return run_sync(self.versions())
+
+    def verify_sync(self, version: str | VersionInfo | None = None, *, strict: bool = False) -> VerifyReport:
+        """Blocking :meth:`verify`."""
+        return run_sync(self.verify(version, strict=strict))
+
+    def restore_sync(self, version: str | VersionInfo) -> PublishResult:
+        """Blocking :meth:`restore`."""
+        return run_sync(self.restore(version))
+
+    def prune_sync(self, keep: int) -> list[str]:
+        """Blocking :meth:`prune`."""
+        return run_sync(self.prune(keep))
+
+    def cleanup_sync(self) -> CleanupReport:
+        """Blocking :meth:`cleanup`."""
+        return run_sync(self.cleanup())

@@ -1,0 +1,82 @@
+"""What every step of the protocol shares: the target it works on and a few small helpers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from csvpublish.manifest import Manifest
+from csvpublish.naming import Layout
+from csvpublish.results import PublishResult
+from csvpublish.storage import Storage
+
+logger = logging.getLogger("csvpublish")
+
+HOST = socket.gethostname()
+
+
+@dataclass(frozen=True)
+class Target:
+    """One snapshot name at one destination, with the timing rules of its locks."""
+
+    storage: Storage
+    name: str
+    layout: Layout
+    """The layout of the configured compression (the other one is read too: see :meth:`layout_of`)."""
+    lock_timeout: float
+    """Seconds to wait for another publisher to finish replacing the latest."""
+    stale_after: timedelta
+    """Age after which another machine's unfinished publish counts as dead."""
+
+    def layout_of(self, manifest: Manifest) -> Layout:
+        """The layout a version was published with (compressed or not)."""
+        return Layout(self.name, manifest.compression is not None)
+
+    def result(
+        self, manifest: Manifest, *, local_path: str | os.PathLike[str] | None = None, **flags: Any
+    ) -> PublishResult:
+        """The :class:`PublishResult` that describes ``manifest``'s version as the latest."""
+        st = self.storage
+        return PublishResult(
+            latest_uri=st.uri(self.layout_of(manifest).latest),
+            archive_uri=st.uri(manifest.archive),
+            version=manifest.version,
+            record_count=manifest.record_count,
+            size=manifest.size,
+            sha256=manifest.sha256,
+            compression=manifest.compression,
+            csv_sha256=manifest.csv_sha256,
+            columns=list(manifest.columns),
+            manifest_uri=st.uri(self.layout.archive_manifest(manifest.version)),
+            local_path=str(Path(local_path).absolute()) if local_path is not None else None,
+            **flags,
+        )
+
+
+def basename(rel: str) -> str:
+    return rel.rsplit("/", 1)[-1]
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid runs on this machine (or cannot be signalled: someone else's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def quietly(step: Awaitable[Any], what: str = "cleanup") -> None:
+    """Await a best-effort step; log, never raise, its failure."""
+    try:
+        await step
+    except Exception as exc:  # a cleanup step must not hide the real outcome
+        logger.warning("%s failed: %s", what, exc)

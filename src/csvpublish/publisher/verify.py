@@ -1,0 +1,168 @@
+"""Verify: re-read a stored version and compare it with its manifest. Reads only."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import zlib
+from dataclasses import dataclass
+
+from csvpublish.errors import IntegrityError, StorageNotFoundError, VersionNotFoundError
+from csvpublish.manifest import Manifest
+from csvpublish.results import VerifyReport, VersionInfo
+from csvpublish.rows import RecordCounter
+from csvpublish.storage import PART_SIZE, Storage
+
+from .catalog import Catalog
+from .common import Target
+from .lease import Leases
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What one read of a stored object found."""
+
+    size: int
+    sha256: str
+    csv_sha256: str | None
+    """sha256 of the CSV (after gunzip); None when the bytes are not a complete gzip stream."""
+    records: int | None
+    """Data records of the CSV; None when it could not be read."""
+
+
+async def measure(storage: Storage, rel: str, compressed: bool) -> Measurement:
+    """Stream ``rel`` once: stored size and sha256, and the CSV's sha256 and record count."""
+
+    def read() -> Measurement:
+        stored, plain, counter = hashlib.sha256(), hashlib.sha256(), RecordCounter()
+        inflate = zlib.decompressobj(wbits=31) if compressed else None
+        size, broken = 0, False
+        with storage.open_reader(rel) as handle:
+            while chunk := handle.read(PART_SIZE):
+                size += len(chunk)
+                stored.update(chunk)
+                if broken:
+                    continue
+                try:
+                    data = inflate.decompress(chunk) if inflate is not None else chunk
+                except zlib.error:
+                    broken = True
+                    continue
+                plain.update(data)
+                counter.feed(data)
+        if broken or (inflate is not None and not inflate.eof):
+            return Measurement(size, stored.hexdigest(), None, None)
+        return Measurement(size, stored.hexdigest(), plain.hexdigest(), counter.records)
+
+    return await asyncio.to_thread(storage.blocking, storage.uri(rel), read)
+
+
+class Verifier:
+    """Checks the latest or an archived version of one target against its manifest."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.catalog = Catalog(target)
+        self.leases = Leases(target)
+
+    async def verify(self, version: str | VersionInfo | None, *, strict: bool) -> VerifyReport:
+        """Re-hash the latest (``version=None``) or an archived version; see :meth:`Publisher.verify`."""
+        st = self.target.storage
+        await st.check(create=False)
+        target, rel, manifest = await self._resolve(version)
+        problems: list[str] = []
+        notes: list[str] = []
+        try:
+            measured: Measurement | None = await measure(st, rel, manifest.compression is not None)
+        except (StorageNotFoundError, FileNotFoundError):
+            problems.append(f"{st.uri(rel)} is missing")
+            measured = None
+        if version is None and measured is not None and measured.sha256 != manifest.sha256:
+            promoted = await self._promotion_under_way(measured)
+            if promoted is not None:
+                notes.append(
+                    f"the latest is version {promoted.version} but its manifest still names {manifest.version}: "
+                    "a publish is replacing it, or one was interrupted (the next publish or cleanup() finishes it)"
+                )
+                manifest = promoted
+        if measured is not None:
+            problems += compare(measured, manifest)
+        if version is None:
+            problems += await self._check_source_archive(manifest)
+        report = VerifyReport(
+            ok=not problems,
+            target=target,
+            uri=st.uri(rel),
+            version=manifest.version,
+            sha256=measured.sha256 if measured else None,
+            expected_sha256=manifest.sha256,
+            record_count=manifest.record_count,
+            problems=problems,
+            notes=notes,
+        )
+        if strict and problems:
+            raise IntegrityError(f"{report.uri}: " + "; ".join(problems))
+        return report
+
+    async def _resolve(self, version: str | VersionInfo | None) -> tuple[str, str, Manifest]:
+        """What is checked: its name in the report, its path, and the manifest it must match."""
+        st = self.target.storage
+        if version is None:
+            manifest = await self.catalog.latest_manifest(quiet=False)
+            if manifest is None:
+                raise VersionNotFoundError(f"nothing published as {self.target.name!r} in {st.uri()}; publish first")
+            return "latest", self.target.layout_of(manifest).latest, manifest
+        info = await self.catalog.find(version)
+        try:
+            return info.version, info.path, await self.catalog.manifest(info.version)
+        except (StorageNotFoundError, FileNotFoundError):
+            raise IntegrityError(f"{st.uri(info.path)} has no manifest; restore() can rebuild it") from None
+
+    async def _promotion_under_way(self, measured: Measurement) -> Manifest | None:
+        """The manifest of the version the lease holder is promoting, if the latest already holds its bytes.
+
+        Between the copy and the latest manifest (a window of one request, or
+        left open by a killed publisher until the next publish or cleanup) the
+        latest and its manifest disagree; the lock names the version copied.
+        """
+        holder = await self.leases.read(self.target.layout.latest_lock)
+        manifest = await self.catalog.manifest_if_valid(holder.version if holder else None)
+        if manifest is None or (manifest.size, manifest.sha256) != (measured.size, measured.sha256):
+            return None
+        return manifest
+
+    async def _check_source_archive(self, manifest: Manifest) -> list[str]:
+        """Problems of the archive the latest came from: its manifest must agree, its size must match."""
+        st = self.target.storage
+        try:
+            archived = await self.catalog.manifest(manifest.version)
+        except (StorageNotFoundError, FileNotFoundError):
+            return [f"the manifest of its archive {manifest.version} is missing"]
+        except IntegrityError as exc:
+            return [str(exc)]
+        problems = []
+        if archived.sha256 != manifest.sha256:
+            problems.append(f"it differs from its archive {manifest.version} (sha256 {archived.sha256})")
+        try:
+            size = int((await st.info(manifest.archive)).get("size") or 0)
+            if size != archived.size:
+                problems.append(f"its archive {st.uri(manifest.archive)} has {size} bytes, expected {archived.size}")
+        except (StorageNotFoundError, FileNotFoundError):
+            problems.append(f"its archive {st.uri(manifest.archive)} is missing")
+        return problems
+
+
+def compare(measured: Measurement, manifest: Manifest) -> list[str]:
+    """Where a measurement disagrees with a manifest, one sentence each."""
+    problems = []
+    if measured.size != manifest.size:
+        problems.append(f"size is {measured.size} bytes, the manifest says {manifest.size}")
+    if measured.sha256 != manifest.sha256:
+        problems.append(f"sha256 is {measured.sha256}, the manifest says {manifest.sha256}")
+    if measured.csv_sha256 is None:
+        problems.append("the stored bytes are not a complete gzip stream")
+    elif measured.csv_sha256 != manifest.csv_sha256:
+        problems.append(f"uncompressed sha256 is {measured.csv_sha256}, the manifest says {manifest.csv_sha256}")
+    if measured.records is not None and manifest.record_count is not None and measured.records != manifest.record_count:
+        problems.append(f"holds {measured.records} records, the manifest says {manifest.record_count}")
+    return problems

@@ -1,0 +1,93 @@
+"""What the public operations return: small frozen records with a ``to_dict()`` for JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .manifest import utc_iso
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What a publish did and where the data is."""
+
+    latest_uri: str
+    """Display URI of the latest object (``s3://bucket/prefix/books_latest.csv.gz``)."""
+    archive_uri: str
+    """Display URI of the timestamped archive holding the same bytes."""
+    version: str
+    """Identifier of the archived version (``20261126_053708`` or ``20261126_053708_000001``)."""
+    record_count: int | None
+    """Data rows published; None when unknown."""
+    size: int
+    """Bytes stored (compressed size when compressed)."""
+    sha256: str
+    """sha256 of the stored bytes."""
+    compression: str | None
+    """``"gzip"`` or None."""
+    csv_sha256: str = ""
+    columns: list[str] = field(default_factory=list)
+    manifest_uri: str = ""
+    skipped: bool = False
+    """True when ``skip_unchanged`` found the same bytes already latest: nothing was written."""
+    latest_updated: bool = True
+    """False when a publish that started later had already replaced the latest."""
+    pruned: list[str] = field(default_factory=list)
+    """Versions deleted by ``keep=`` after this publish."""
+    local_path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One archived version, as listed by :meth:`Publisher.versions`."""
+
+    version: str
+    timestamp: datetime
+    uri: str
+    path: str
+    size: int
+    record_count: int | None
+    compression: str | None
+    is_latest: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["timestamp"] = utc_iso(self.timestamp)
+        return out
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The outcome of :meth:`Publisher.verify`."""
+
+    ok: bool
+    target: str
+    """``"latest"`` or the version identifier checked."""
+    uri: str
+    version: str | None
+    """The archived version the checked object came from, per its manifest."""
+    sha256: str | None
+    expected_sha256: str | None
+    record_count: int | None
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Things worth knowing that are not problems, such as a promotion in progress."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class CleanupReport:
+    """What :meth:`Publisher.cleanup` removed."""
+
+    removed: list[str] = field(default_factory=list)
+    aborted_uploads: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"removed": self.removed, "aborted_uploads": self.aborted_uploads}
