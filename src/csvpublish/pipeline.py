@@ -90,8 +90,12 @@ class _Found:
 class _Flow:
     """Shared abort flag and bounded hand-offs between the stages."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, uploads: bool) -> None:
         self.abort = threading.Event()
+        self.csv: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
+        """CSV bytes, from the formatter (or the file reader) to the compressor."""
+        self.stored: queue.Queue[Any] | None = queue.Queue(QUEUE_DEPTH) if uploads else None
+        """Stored (compressed) bytes, from the compressor to the uploader; None without a sink."""
 
     def put(self, q: queue.Queue[Any], item: Any) -> None:
         while True:
@@ -145,6 +149,17 @@ class _Bytes:
         self.stored_size += len(out)
         return out
 
+    def stats(self, found: _Found, *, pending_local: Writer | None) -> StreamStats:
+        return StreamStats(
+            record_count=found.records,
+            columns=found.columns,
+            csv_size=self.csv_size,
+            csv_sha256=self.csv_hash.hexdigest(),
+            size=self.stored_size,
+            sha256=self.stored_hash.hexdigest(),
+            pending_local=pending_local,
+        )
+
 
 async def run(
     *,
@@ -168,9 +183,7 @@ async def run(
     and ``local_path`` is left as it was.
     """
     progress = progress or Progress()
-    flow = _Flow()
-    q_bytes: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
-    q_stored: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
+    flow = _Flow(uploads=sink is not None)
     try:
         local = local_writer(str(local_path)) if local_path is not None else None
     except BaseException:
@@ -179,55 +192,16 @@ async def run(
         raise
     state = _Bytes(local, compressor)
     found = _Found()
-
-    def compress_stage() -> None:
-        pending: list[bytes] = []
-        pending_size = 0
-        while True:
-            chunk = flow.get(q_bytes)
-            out = state.finish() if chunk is _DONE else state.feed(chunk)
-            q_bytes.task_done()  # the formatter stops handing over the GIL once no chunk is unfinished
-            if sink is not None and out:
-                pending.append(out)
-                pending_size += len(out)
-            if sink is not None and pending and (pending_size >= CHUNK_BYTES or chunk is _DONE):
-                flow.put(q_stored, b"".join(pending))
-                pending, pending_size = [], 0
-            if chunk is _DONE:
-                if sink is not None:
-                    flow.put(q_stored, _DONE)
-                return
-
-    def upload_stage() -> None:
-        assert sink is not None
-        while True:
-            chunk = flow.get(q_stored)
-            if chunk is _DONE:
-                return
-            try:
-                sink.write(chunk)
-            except Exception as exc:
-                raise translate(exc, sink.name, sink.errors) from exc
-            progress.uploaded.relative_update(len(chunk))
-
     pool = _StagePool(flow)
-    pool.submit(compress_stage)
+    pool.submit(_compress_stage, flow, state)
     if sink is not None:
-        pool.submit(upload_stage)
+        pool.submit(_upload_stage, flow, sink, progress.uploaded)
     try:
         if csv_file is not None:
-            pool.submit(_read_file_stage, Path(csv_file), flow, q_bytes, found, progress.rows)
+            pool.submit(_read_file_stage, Path(csv_file), flow, found, progress.rows)
         else:
-            await _format_records(
-                source,
-                headers=headers,
-                escape_formulas=escape_formulas,
-                flow=flow,
-                q_bytes=q_bytes,
-                found=found,
-                rows_callback=progress.rows,
-                failed=pool.failed,
-            )
+            plan = _Plan(headers=headers, escape_formulas=escape_formulas, rows_callback=progress.rows)
+            await _format_records(source, plan, flow=flow, found=found, failed=pool.failed)
         await pool.wait()
         if local is not None and commit_local:
             await asyncio.to_thread(local.commit)
@@ -243,15 +217,42 @@ async def run(
         raise
     finally:
         pool.shutdown()
-    return StreamStats(
-        record_count=found.records,
-        columns=found.columns,
-        csv_size=state.csv_size,
-        csv_sha256=state.csv_hash.hexdigest(),
-        size=state.stored_size,
-        sha256=state.stored_hash.hexdigest(),
-        pending_local=None if commit_local else local,
-    )
+    return state.stats(found, pending_local=None if commit_local else local)
+
+
+def _compress_stage(flow: _Flow, state: _Bytes) -> None:
+    """Feed each CSV chunk to the local file, the hashes and gzip; pass the stored bytes on in ~1 MiB chunks."""
+    q_bytes, q_stored = flow.csv, flow.stored
+    pending: list[bytes] = []
+    pending_size = 0
+    while True:
+        chunk = flow.get(q_bytes)
+        out = state.finish() if chunk is _DONE else state.feed(chunk)
+        q_bytes.task_done()  # the formatter stops handing over the GIL once no chunk is unfinished
+        if q_stored is not None and out:
+            pending.append(out)
+            pending_size += len(out)
+        if q_stored is not None and pending and (pending_size >= CHUNK_BYTES or chunk is _DONE):
+            flow.put(q_stored, b"".join(pending))
+            pending, pending_size = [], 0
+        if chunk is _DONE:
+            if q_stored is not None:
+                flow.put(q_stored, _DONE)
+            return
+
+
+def _upload_stage(flow: _Flow, sink: Writer, uploaded: Callback) -> None:
+    """Write the stored bytes to the sink (multipart parts), translating its failures."""
+    assert flow.stored is not None
+    while True:
+        chunk = flow.get(flow.stored)
+        if chunk is _DONE:
+            return
+        try:
+            sink.write(chunk)
+        except Exception as exc:
+            raise translate(exc, sink.name, sink.errors) from exc
+        uploaded.relative_update(len(chunk))
 
 
 class _StagePool:
@@ -293,17 +294,16 @@ class _StagePool:
         self.executor.shutdown(wait=False)
 
 
-async def _format_records(
-    source: Any,
-    *,
-    headers: Sequence[str] | None,
-    escape_formulas: bool,
-    flow: _Flow,
-    q_bytes: queue.Queue[Any],
-    found: _Found,
-    rows_callback: Callback,
-    failed: Callable[[], bool],
-) -> None:
+@dataclass(frozen=True)
+class _Plan:
+    """How records become CSV: the header, formula escaping, and who hears of each batch."""
+
+    headers: Sequence[str] | None
+    escape_formulas: bool
+    rows_callback: Callback
+
+
+async def _format_records(source: Any, plan: _Plan, *, flow: _Flow, found: _Found, failed: Callable[[], bool]) -> None:
     """Pull records in small batches and format them here, on the event loop's thread.
 
     Formatting where the records are produced keeps them in this core's cache,
@@ -311,6 +311,7 @@ async def _format_records(
     cursor). The bytes go to the compressor thread in chunks of about
     :data:`CHUNK_BYTES`; the loop runs its other tasks between chunks.
     """
+    headers, rows_callback, q_bytes = plan.headers, plan.rows_callback, flow.csv
     rows = await resolve_source(source)
     if isinstance(rows, list):
         rows_callback.set_size(len(rows))
@@ -321,7 +322,7 @@ async def _format_records(
     count = 0
     async for batch in batches(rows, BATCH_ROWS):
         if convert is None:
-            columns, convert = plan_rows(batch[0], headers, escape_formulas=escape_formulas)
+            columns, convert = plan_rows(batch[0], headers, escape_formulas=plan.escape_formulas)
             found.columns = columns
             pending.append(formatter.format([columns]))
         data = formatter.format(convert(batch, count + 1))
@@ -355,7 +356,7 @@ async def _put_async(flow: _Flow, q: queue.Queue[Any], item: Any) -> None:
         await asyncio.to_thread(flow.put, q, item)
 
 
-def _read_file_stage(path: Path, flow: _Flow, q_bytes: queue.Queue[Any], found: _Found, callback: Callback) -> None:
+def _read_file_stage(path: Path, flow: _Flow, found: _Found, callback: Callback) -> None:
     """Read an existing CSV once: pass its bytes on, find its header and count its records."""
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed below
@@ -370,10 +371,10 @@ def _read_file_stage(path: Path, flow: _Flow, q_bytes: queue.Queue[Any], found: 
             if not counter.last:
                 found.columns = _header_of(chunk)
             counter.feed(chunk)
-            flow.put(q_bytes, chunk)
+            flow.put(flow.csv, chunk)
             callback.relative_update(len(chunk))
         found.records = counter.records
-    flow.put(q_bytes, _DONE)
+    flow.put(flow.csv, _DONE)
 
 
 def _header_of(chunk: bytes) -> list[str]:

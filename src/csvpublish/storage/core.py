@@ -342,7 +342,7 @@ def _open(url: str, options: dict[str, Any]) -> tuple[AbstractFileSystem, str]:
     """The filesystem and root folder of a URL, with a clear error for a missing package or protocol."""
     if not url:
         raise InputError("the destination is empty: give a folder or a URL such as s3://bucket/prefix")
-    protocol = protocol_of(url) if "://" in url else "file"
+    protocol = protocol_of(url)
     try:
         fs, path = fsspec.core.url_to_fs(url, **options)
     except ImportError as exc:
