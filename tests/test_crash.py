@@ -22,14 +22,14 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import pytest
 
-from csvpublish import Publisher, Storage
+from csvpublish import Publisher, RetryPolicy
 from csvpublish.storage import PART_SIZE
 
-from .conftest import s3_options
-from .faults import Faults, FaultyLocal, faulty_s3
+from .conftest import Destination, backends, list_files
+from .faults import Faults
+from .helpers import incomplete_uploads
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL and the forkserver are POSIX only")
 
@@ -66,8 +66,7 @@ def _child(
     if kill is not None:
         op, where, after_bytes = kill
         faults.fail(op, _sigkill, where=where, after_bytes=after_bytes)
-    fs = FaultyLocal(faults) if backend == "local" else faulty_s3(faults, **options)
-    publisher = Publisher(Storage(fs, url), name=NAME)
+    publisher = Publisher(Destination(backend, url, options).faulty(faults, RetryPolicy()), name=NAME)
     conn.send("go")
     publisher.publish_file_sync(csv_path)
     conn.send("done")
@@ -96,18 +95,17 @@ def big_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class Run:
     """One destination, a plain publisher to check it, and the child publishes against it."""
 
-    def __init__(self, backend: str, url: str, options: dict[str, Any], spawner: Any, csv_path: Path) -> None:
-        self.backend, self.url, self.options = backend, url, options
+    def __init__(self, destination: Destination, spawner: Any, csv_path: Path) -> None:
+        self.destination = destination
         self.spawner, self.csv_path = spawner, csv_path
-        fs = fsspec.filesystem("file") if backend == "local" else fsspec.filesystem("s3", **options)
-        self.storage = Storage(fs, url)
+        self.storage = destination.reader()
         self.publisher = Publisher(self.storage, name=NAME)
 
     def child(self, kill: tuple[Any, ...] | None = None, after: float | None = None) -> tuple[int | None, float]:
         """Run one child publish; kill it at a step (``kill``) or ``after`` seconds; return its exit code and time."""
         parent, child_end = multiprocessing.Pipe()
         process = self.spawner.Process(
-            target=_child, args=(self.backend, self.url, self.options, str(self.csv_path), kill, child_end)
+            target=_child, args=(*self._where(), str(self.csv_path), kill, child_end)
         )
         process.start()
         assert parent.poll(30), "the child never started publishing"
@@ -120,14 +118,15 @@ class Run:
         process.join(30)
         return process.exitcode, time.monotonic() - started
 
+    def _where(self) -> tuple[str, str, dict[str, Any]]:
+        """What the child needs to reach the destination: its backend, URL and options (picklable)."""
+        return self.destination.backend, self.destination.url, self.destination.options
+
     def latest_sha(self) -> str:
         return hashlib.sha256(self.storage.fs.cat_file(self.storage.path(f"{NAME}_latest.csv.gz"))).hexdigest()
 
     def objects(self) -> set[str]:
-        st = self.storage
-        st.fs.invalidate_cache()
-        root = st.path()
-        return {st.fs._strip_protocol(p)[len(root) + 1 :] for p in st.fs.find(root, withdirs=False)}
+        return list_files(self.storage)
 
     def archived(self, objects: set[str]) -> set[str]:
         """The versions that have an archive among ``objects``."""
@@ -141,26 +140,20 @@ class Run:
             expected |= {f"timestamped/{NAME}_{version}.csv.gz", f"timestamped/{NAME}_{version}.manifest.json"}
         return objects ^ expected
 
-    def incomplete_uploads(self) -> list[Any]:
-        if self.backend != "s3":
-            return []
-        bucket = self.url.split("/")[2]
-        return list(self.storage.fs.call_s3("list_multipart_uploads", Bucket=bucket).get("Uploads", []))
+    def left_open(self) -> list[Any]:
+        """What a kill mid-upload leaves: an unfinished multipart upload, or a temp file."""
+        if self.storage.capabilities.multipart_uploads:
+            return incomplete_uploads(self.destination)
+        return [o for o in self.objects() if o.endswith(".tmp")]
 
 
-@pytest.mark.parametrize("backend", ["local", "s3"])
+@pytest.mark.parametrize("backend", backends("faults", "outlives_process"))
 def test_a_killed_publish_leaves_a_verifiable_latest_and_no_leftovers(
-    backend: str, spawner: Any, big_csv: Path, tmp_path: Path, request: pytest.FixtureRequest
+    backend: str, spawner: Any, big_csv: Path, make_destination: Any
 ) -> None:
     """After SIGKILL at 12 points of a publish verify() passes; the next publish and cleanup() leave only versions."""
-    if backend == "local":
-        run = Run("local", str(tmp_path / "out"), {}, spawner, big_csv)
-    else:
-        endpoint = request.getfixturevalue("s3_endpoint")
-        options = s3_options(endpoint)
-        bucket = f"crash-{os.getpid()}-{int(time.time() * 1000) % 10**8}"
-        fsspec.filesystem("s3", **options).call_s3("create_bucket", Bucket=bucket)
-        run = Run("s3", f"s3://{bucket}/meta", options, spawner, big_csv)
+    destination = make_destination(backend)
+    run = Run(destination, spawner, big_csv)
 
     code, duration = run.child()  # an uninterrupted publish: the previous good latest, and the time a publish takes
     assert code == 0
@@ -178,8 +171,7 @@ def test_a_killed_publish_leaves_a_verifiable_latest_and_no_leftovers(
         assert code == -signal.SIGKILL or (kill is None and code == 0), (label, code)
 
         if label in MID_UPLOAD:
-            left = run.incomplete_uploads() if backend == "s3" else [o for o in run.objects() if o.endswith(".tmp")]
-            assert left, f"{label}: the kill should have left an upload open"
+            assert run.left_open(), f"{label}: the kill should have left an upload open"
         if label == "archive manifest":  # a committed archive without its manifest is never listed as a version
             objects = run.objects()
             bare = {v for v in run.archived(objects) if f"timestamped/{NAME}_{v}.manifest.json" not in objects}
@@ -199,5 +191,5 @@ def test_a_killed_publish_leaves_a_verifiable_latest_and_no_leftovers(
         run.publisher.cleanup_sync()
         assert run.publisher.verify_sync(strict=True).version == result.version, label
         assert run.stray() == set(), label
-        assert run.incomplete_uploads() == [], label
+        assert incomplete_uploads(destination) == [], label
         before_version = result.version

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import sys
 from pathlib import Path
+from typing import Any
 
 import fsspec.registry  # noqa: F401 - loads the module whose _registry is patched
 import pytest
@@ -22,7 +23,7 @@ from csvpublish import (
     upload_csv_to_storage,
 )
 
-from .conftest import Destination, gcs_options, s3_options
+from .conftest import Destination, backends
 from .faults import Faults, FaultyLocal
 
 ROWS = [{"Barcode": "1", "Title": "Dune"}, {"Barcode": "2", "Title": "Emma"}]
@@ -50,14 +51,12 @@ def test_missing_backend_package_says_which_extra_to_install(monkeypatch: pytest
         Publisher("gs://bucket/prefix", name="books")
 
 
-@pytest.mark.parametrize("backend", ["s3", "gcs"])
-async def test_bucket_that_does_not_exist(backend: str, request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize("backend", backends("object_store"))
+async def test_bucket_that_does_not_exist(backend: str, make_destination: Any) -> None:
     """A missing bucket is StorageNotFoundError saying to create it; nothing is written anywhere."""
-    if backend == "s3":
-        url, options = "s3://no-such-bucket-xyz/meta", s3_options(request.getfixturevalue("s3_endpoint"))
-    else:
-        url, options = "gs://no-such-bucket-xyz/meta", gcs_options(request.getfixturevalue("gcs_endpoint"))
-    publisher = Publisher(url, name="books", storage_options=options)
+    destination = make_destination(backend)
+    url = destination.url.replace(destination.bucket(), "no-such-bucket-xyz", 1)
+    publisher = Publisher(url, name="books", storage_options=destination.options)
     with pytest.raises(StorageNotFoundError, match=r"bucket does not exist.*create it or fix the destination URL"):
         await publisher.publish(ROWS)
     assert not publisher.storage.fs.exists("no-such-bucket-xyz")

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import types
 from pathlib import Path
+from typing import Any
 
 import fsspec
 import pytest
 
 import csvpublish
-from csvpublish import Storage
+from csvpublish import AccessDeniedError, Storage
 
-from .conftest import Destination
+from .conftest import Destination, backends
+from .faults import Faults
+from .helpers import RESET, incomplete_uploads
 
 
 async def test_write_read_exists_list_delete(destination: Destination) -> None:
@@ -108,3 +111,49 @@ def test_s3_parts_grow_so_a_huge_upload_fits_in_10000_parts() -> None:
     assert {part_target(PART_SIZE, n) for n in range(1000)} == {PART_SIZE}
     assert PART_SIZE >= 5 * 2**20  # S3's smallest part but for the last
     assert sum(part_target(PART_SIZE, n) for n in range(10_000)) > 250 * 2**30
+
+
+# --- writers ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("failure", ["transient", "permanent"])
+async def test_s3_multipart_commit_retries_or_aborts(make_destination: Any, failure: str) -> None:
+    """CompleteMultipartUpload is retried on a dropped connection; a permanent failure aborts the upload, no object."""
+    destination = make_destination("s3")
+    faults = Faults()
+    storage = destination.faulty(faults)
+    data = bytes(range(256)) * (6 * 2**20 // 256)  # two parts of 5 MiB and 1 MiB
+    if failure == "transient":
+        faults.fail("commit", RESET, times=2)
+    else:
+        faults.fail("commit", destination.caps.denied, times=None)
+    writer = await asyncio.to_thread(storage.open_writer, "big.bin", exclusive=True, part_size=5 * 2**20)
+    await asyncio.to_thread(writer.write, data)
+    assert [op for op, _ in faults.log].count("upload") == 1  # the first part went up while writing
+    if failure == "transient":
+        await asyncio.to_thread(storage.blocking, "commit", writer.commit, retry=False)
+        assert destination.read("big.bin") == data
+    else:
+        with pytest.raises(AccessDeniedError):
+            await asyncio.to_thread(storage.blocking, "commit", writer.commit, retry=False)
+        assert "big.bin" not in destination.files()
+    assert incomplete_uploads(destination) == []
+
+
+@pytest.mark.parametrize("backend", backends("exclusive_uploads"))
+async def test_an_archive_upload_never_replaces_an_object(make_destination: Any, backend: str) -> None:
+    """An exclusive upload (If-None-Match on S3, a hard link locally) loses to an existing object and leaves it."""
+    destination = make_destination(backend)
+    storage = destination.reader()
+    sizes = (10, 6 * 2**20) if destination.caps.object_store else (10,)  # one request, then a multipart upload
+    for size in sizes:
+        name = f"a{size}.bin"
+        first = await asyncio.to_thread(storage.open_writer, name, exclusive=True, part_size=5 * 2**20)
+        await asyncio.to_thread(first.write, b"1" * size)
+        second = await asyncio.to_thread(storage.open_writer, name, exclusive=True, part_size=5 * 2**20)
+        await asyncio.to_thread(second.write, b"2" * size)
+        await asyncio.to_thread(first.commit)
+        with pytest.raises(FileExistsError):
+            await asyncio.to_thread(second.commit)
+        assert destination.read(name) == b"1" * size
+    assert incomplete_uploads(destination) == []

@@ -1,0 +1,93 @@
+"""Rows, faults and checks the publishing tests share (flow, lease, promotion, verify, maintenance)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import gzip
+import io
+import random
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from csvpublish import Publisher
+
+from .conftest import Destination
+
+
+def rows(n: int, tag: str = "a") -> list[dict[str, str]]:
+    return [{"Barcode": f"{tag}{i}", "Title": f"Title {tag} {i}", "Note": "x" * (i % 7)} for i in range(n)]
+
+
+def noisy_rows(n: int) -> list[dict[str, str]]:
+    """Rows that barely compress: ~220 stored bytes each."""
+    noise = base64.b64encode(random.Random(n).randbytes(n * 160)).decode()
+    return [{"Barcode": str(i), "Title": "t", "Note": noise[i * 200 : i * 200 + 200]} for i in range(n)]
+
+
+RESET: Callable[[], BaseException] = lambda: ConnectionResetError(104, "Connection reset by peer")  # noqa: E731
+SLOW_DOWN: Callable[[], BaseException] = lambda: ClientError(  # noqa: E731
+    {"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}}, "PutObject"
+)
+
+
+def snapshot(destination: Destination) -> dict[str, Any]:
+    """A fingerprint of every object: its bytes, or on object stores its size, ETag and generation (one listing)."""
+    st = destination.reader()
+    if not destination.caps.object_store:
+        return {rel: destination.read(rel) for rel in destination.files()}
+    st.fs.invalidate_cache()
+    found = st.fs.find(st.path(), withdirs=False, detail=True)
+    return {
+        st.relative(name): (info["size"], info.get("ETag") or info.get("etag"), info.get("generation"))
+        for name, info in found.items()
+    }
+
+
+def incomplete_uploads(destination: Destination) -> list[Any]:
+    """Multipart uploads left open under the destination's bucket (none where the backend has no such thing)."""
+    if not destination.reader().capabilities.multipart_uploads:
+        return []
+    fs: Any = destination.fs()
+    return list(fs.call_s3("list_multipart_uploads", Bucket=destination.bucket()).get("Uploads", []))
+
+
+def published_objects(publisher: Publisher, latest_suffix: str = ".csv.gz") -> set[str]:
+    """What a clean destination holds: the latest, its manifest, and each version's archive and manifest."""
+    expected = {f"books_latest{latest_suffix}", "books_latest.manifest.json"}
+    for info in publisher.versions_sync():
+        expected |= {info.path, f"timestamped/books_{info.version}.manifest.json"}
+    return expected
+
+
+def latest_pair(destination: Destination) -> dict[str, bytes]:
+    return {rel: destination.read(rel) for rel in ("books_latest.csv.gz", "books_latest.manifest.json")}
+
+
+def latest_rows(destination: Destination) -> list[list[str]]:
+    text = gzip.decompress(destination.read("books_latest.csv.gz")).decode("utf-8")
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+async def assert_intact(
+    destination: Destination, publisher: Publisher, before: dict[str, Any], latest: dict[str, bytes], step: str = ""
+) -> None:
+    """The previous latest pair is byte-identical, nothing earlier changed, and anything new is a complete version."""
+    for rel, data in latest.items():
+        assert destination.read(rel) == data, f"{step}: {rel} changed"
+    after = snapshot(destination)
+    for rel, fingerprint in before.items():
+        assert after.get(rel) == fingerprint, f"{step}: {rel} changed or vanished"
+    new = set(after) - set(before)
+    versions = {rel.removeprefix("timestamped/books_").split(".")[0] for rel in new}
+    for version in versions:
+        pair = {f"timestamped/books_{version}.csv.gz", f"timestamped/books_{version}.manifest.json"}
+        assert new & pair == pair, f"{step}: {new} is not complete versions"
+        assert (await publisher.verify(version)).ok, step
+    assert len(new) == 2 * len(versions), f"{step}: {new} left behind"
+    assert incomplete_uploads(destination) == [], step
+    report = await publisher.verify()
+    assert report.ok, (step, report.problems)
+    assert report.notes == [], step

@@ -1,0 +1,423 @@
+"""Backend errors, built as each client library raises them, read into csvpublish errors by each backend's table."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.client_reqrep import ConnectionKey
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+from gcsfs.retry import HttpError
+from s3fs.errors import translate_boto_error
+
+from csvpublish.errors import (
+    AccessDeniedError,
+    InputError,
+    StorageError,
+    StorageNotFoundError,
+    TransientStorageError,
+)
+from csvpublish.storage.backend import Backend
+from csvpublish.storage.filesystem import FilesystemBackend, MemoryBackend
+from csvpublish.storage.gcs import GCSBackend
+from csvpublish.storage.local import LocalBackend
+from csvpublish.storage.objectstore import ObjectStoreBackend
+from csvpublish.storage.s3 import S3Backend
+from csvpublish.storage.translate import GENERIC, ErrorCodes, is_precondition_failure, is_transient, translate
+
+WHAT = "s3://bucket/key"
+ENDPOINT = "http://127.0.0.1:9"
+
+BACKEND_CLASSES: dict[str, type[Backend]] = {
+    "local": LocalBackend,
+    "memory": MemoryBackend,
+    "filesystem": FilesystemBackend,
+    "objectstore": ObjectStoreBackend,
+    "s3": S3Backend,
+    "gcs": GCSBackend,
+}
+
+
+def client_error(code: str | None, status: int, operation: str = "PutObject") -> ClientError:
+    """A ClientError as botocore builds it from a parsed S3 error response (``code=None``: no Error.Code)."""
+    error: dict[str, Any] = {"Message": f"the service said {code or status}"}
+    if code is not None:
+        error["Code"] = code
+    return ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
+
+
+def raised_from(outer: BaseException, inner: BaseException) -> BaseException:
+    """``outer`` as caught after ``raise outer from inner`` (cause and context set by the interpreter)."""
+    try:
+        try:
+            raise inner
+        except BaseException as caught:
+            raise outer from caught
+    except BaseException as exc:
+        return exc
+    raise AssertionError("unreachable")
+
+
+def s3fs_error(code: str, status: int) -> BaseException:
+    """What s3fs raises for a ClientError: ``translate_boto_error``'s OSError, raised from the ClientError."""
+    boto = client_error(code, status)
+    return raised_from(translate_boto_error(boto), boto)
+
+
+def connector_error() -> aiohttp.ClientConnectorError:
+    """aiohttp's refused connection, as gcsfs's session raises it for an endpoint nobody listens on."""
+    key = ConnectionKey(
+        host="127.0.0.1", port=9, is_ssl=False, ssl=True, proxy=None, proxy_auth=None, proxy_headers_hash=None
+    )
+    return aiohttp.ClientConnectorError(key, ConnectionRefusedError(errno.ECONNREFUSED, "Connect call failed"))
+
+
+# Python's own exceptions: the same verdict on every backend.
+PYTHON_CASES: list[tuple[str, Callable[[], BaseException], type[BaseException], str]] = [
+    ("PermissionError", lambda: PermissionError(13, "Permission denied"), AccessDeniedError, "access denied"),
+    ("FileNotFoundError", lambda: FileNotFoundError(2, "No such file"), StorageNotFoundError, "not found"),
+    (
+        "ConnectionResetError",
+        lambda: ConnectionResetError(104, "Connection reset by peer"),
+        TransientStorageError,
+        "temporary error",
+    ),
+    ("TimeoutError", TimeoutError, TransientStorageError, "temporary error (TimeoutError)"),
+    (
+        "ETIMEDOUT",
+        lambda: OSError(errno.ETIMEDOUT, "Connection timed out"),
+        TransientStorageError,
+        "Connection timed out",
+    ),
+    ("EPIPE", lambda: OSError(errno.EPIPE, "Broken pipe"), TransientStorageError, "Broken pipe"),
+    (
+        "ConnectionRefusedError",
+        lambda: ConnectionRefusedError(111, "Connection refused"),
+        StorageError,
+        "cannot reach the storage endpoint",
+    ),
+    ("ENOSPC", lambda: OSError(errno.ENOSPC, "No space left on device"), StorageError, "No space left on device"),
+]
+
+S3_ROWS = [
+    pytest.param(
+        S3Backend,
+        client_error("NoSuchBucket", 404),
+        StorageNotFoundError,
+        "bucket does not exist",
+        id="s3-NoSuchBucket",
+    ),
+    pytest.param(S3Backend, client_error("NoSuchKey", 404), StorageNotFoundError, "not found", id="s3-NoSuchKey"),
+    pytest.param(
+        S3Backend, client_error("AccessDenied", 403), AccessDeniedError, "access denied", id="s3-AccessDenied"
+    ),
+    pytest.param(
+        S3Backend,
+        client_error("InvalidAccessKeyId", 403),
+        AccessDeniedError,
+        "check the credentials",
+        id="s3-InvalidAccessKeyId",
+    ),
+    pytest.param(
+        S3Backend,
+        client_error("SignatureDoesNotMatch", 403),
+        AccessDeniedError,
+        "access denied",
+        id="s3-SignatureDoesNotMatch",
+    ),
+    pytest.param(S3Backend, client_error("SlowDown", 503), TransientStorageError, "(SlowDown)", id="s3-SlowDown"),
+    pytest.param(
+        S3Backend, client_error("InternalError", 500), TransientStorageError, "temporary error", id="s3-InternalError"
+    ),
+    pytest.param(
+        S3Backend,
+        client_error("ServiceUnavailable", 503),
+        TransientStorageError,
+        "try again later",
+        id="s3-ServiceUnavailable",
+    ),
+    pytest.param(
+        S3Backend, client_error("RequestTimeout", 400), TransientStorageError, "temporary error", id="s3-RequestTimeout"
+    ),
+    pytest.param(S3Backend, client_error("PreconditionFailed", 412), FileExistsError, WHAT, id="s3-PreconditionFailed"),
+    pytest.param(S3Backend, client_error(None, 503), TransientStorageError, "temporary error", id="s3-no-code-503"),
+    pytest.param(
+        S3Backend,
+        EndpointConnectionError(endpoint_url=ENDPOINT),
+        StorageError,
+        "cannot reach the storage endpoint",
+        id="s3-EndpointConnectionError",
+    ),
+    pytest.param(
+        S3Backend,
+        ConnectionClosedError(endpoint_url=ENDPOINT),
+        TransientStorageError,
+        "ConnectionClosedError",
+        id="s3-ConnectionClosedError",
+    ),
+    pytest.param(
+        S3Backend,
+        ReadTimeoutError(endpoint_url=ENDPOINT),
+        TransientStorageError,
+        "Read timeout",
+        id="s3-ReadTimeoutError",
+    ),
+    # s3fs raises its own OSError subclasses from the ClientError; the code is read from the cause
+    pytest.param(
+        S3Backend,
+        s3fs_error("NoSuchBucket", 404),
+        StorageNotFoundError,
+        "bucket does not exist",
+        id="s3fs-NoSuchBucket",
+    ),
+    pytest.param(S3Backend, s3fs_error("NoSuchKey", 404), StorageNotFoundError, "not found", id="s3fs-NoSuchKey"),
+    pytest.param(
+        S3Backend, s3fs_error("AccessDenied", 403), AccessDeniedError, "access denied", id="s3fs-AccessDenied"
+    ),
+    pytest.param(S3Backend, s3fs_error("SlowDown", 503), TransientStorageError, "temporary error", id="s3fs-SlowDown"),
+    pytest.param(S3Backend, s3fs_error("PreconditionFailed", 412), FileExistsError, WHAT, id="s3fs-PreconditionFailed"),
+]
+
+GCS_ROWS = [
+    pytest.param(
+        GCSBackend,
+        HttpError({"code": 503, "message": "Backend Error"}),
+        TransientStorageError,
+        "Backend Error, 503",
+        id="gcs-503",
+    ),
+    pytest.param(
+        GCSBackend,
+        HttpError({"code": 429, "message": "rateLimitExceeded"}),
+        TransientStorageError,
+        "temporary error",
+        id="gcs-429",
+    ),
+    pytest.param(
+        GCSBackend, HttpError({"code": 403, "message": "Forbidden"}), AccessDeniedError, "access denied", id="gcs-403"
+    ),
+    pytest.param(
+        GCSBackend,
+        HttpError({"code": 404, "message": "No such object"}),
+        StorageNotFoundError,
+        "not found",
+        id="gcs-404",
+    ),
+    pytest.param(
+        GCSBackend, HttpError({"code": 412, "message": "Precondition Failed"}), FileExistsError, WHAT, id="gcs-412"
+    ),
+    pytest.param(
+        GCSBackend,
+        HttpError({"code": 400, "message": "conditionNotMet: the object exists"}),
+        FileExistsError,
+        WHAT,
+        id="gcs-conditionNotMet",
+    ),
+    pytest.param(
+        GCSBackend,
+        HttpError({"code": 404, "message": "The specified bucket does not exist."}),
+        StorageNotFoundError,
+        "bucket does not exist",
+        id="gcs-404-bucket",
+    ),
+    pytest.param(
+        GCSBackend,
+        aiohttp.ServerDisconnectedError(),
+        TransientStorageError,
+        "ServerDisconnectedError",
+        id="gcs-ServerDisconnectedError",
+    ),
+    pytest.param(
+        GCSBackend, connector_error(), StorageError, "cannot reach the storage endpoint", id="gcs-ClientConnectorError"
+    ),
+]
+
+PYTHON_ROWS = [
+    pytest.param(backend, make(), expected, fragment, id=f"{name}-{case}")
+    for name, backend in BACKEND_CLASSES.items()
+    for case, make, expected, fragment in PYTHON_CASES
+]
+
+# Each table is its own: a code one backend's library raises means nothing under another's.
+LEAK_ROWS = [
+    pytest.param(LocalBackend, client_error("SlowDown", 503), StorageError, "SlowDown", id="local-s3-SlowDown"),
+    pytest.param(
+        MemoryBackend, client_error("NoSuchBucket", 404), StorageError, "NoSuchBucket", id="memory-s3-NoSuchBucket"
+    ),
+    pytest.param(
+        LocalBackend, client_error("AccessDenied", 403), StorageError, "AccessDenied", id="local-s3-AccessDenied"
+    ),
+    pytest.param(
+        LocalBackend,
+        HttpError({"code": 503, "message": "Backend Error"}),
+        StorageError,
+        "Backend Error",
+        id="local-gcs-503",
+    ),
+    pytest.param(
+        LocalBackend,
+        HttpError({"code": 412, "message": "Precondition Failed"}),
+        StorageError,
+        "Precondition Failed",
+        id="local-gcs-412",
+    ),
+    pytest.param(
+        ObjectStoreBackend, client_error("SlowDown", 503), StorageError, "SlowDown", id="objectstore-s3-SlowDown"
+    ),
+    pytest.param(GCSBackend, client_error("SlowDown", 503), StorageError, "SlowDown", id="gcs-s3-SlowDown"),
+    pytest.param(GCSBackend, client_error("AccessDenied", 403), StorageError, "AccessDenied", id="gcs-s3-AccessDenied"),
+    pytest.param(
+        S3Backend, HttpError({"code": 503, "message": "Backend Error"}), StorageError, "Backend Error", id="s3-gcs-503"
+    ),
+    pytest.param(
+        GCSBackend,
+        ConnectionClosedError(endpoint_url=ENDPOINT),
+        StorageError,
+        "ConnectionClosedError",
+        id="gcs-botocore-ConnectionClosedError",
+    ),
+    pytest.param(
+        LocalBackend,
+        EndpointConnectionError(endpoint_url=ENDPOINT),
+        StorageError,
+        "EndpointConnectionError",
+        id="local-botocore-EndpointConnectionError",
+    ),
+]
+
+CHAINED_ROWS = [
+    pytest.param(
+        LocalBackend,
+        raised_from(OSError("write failed"), TransientStorageError("gave up")),
+        TransientStorageError,
+        "temporary error",
+        id="local-OSError-from-TransientStorageError",
+    ),
+    pytest.param(
+        ObjectStoreBackend,
+        raised_from(OSError("upload failed"), FileExistsError("/b/o")),
+        FileExistsError,
+        WHAT,
+        id="objectstore-OSError-from-FileExistsError",
+    ),
+    pytest.param(
+        GCSBackend,
+        raised_from(RuntimeError("upload failed"), HttpError({"code": 503, "message": "Backend Error"})),
+        TransientStorageError,
+        "RuntimeError: upload failed",
+        id="gcs-RuntimeError-from-503",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("backend", "exc", "expected", "fragment"),
+    [*S3_ROWS, *GCS_ROWS, *PYTHON_ROWS, *LEAK_ROWS, *CHAINED_ROWS],
+)
+def test_translate(backend: type[Backend], exc: BaseException, expected: type[BaseException], fragment: str) -> None:
+    """Each backend error becomes exactly the csvpublish error its backend's table says, its message led by ``what``."""
+    result = translate(exc, WHAT, backend.errors)
+
+    assert type(result) is expected, f"{type(exc).__name__}: {exc} -> {type(result).__name__}: {result}"
+    assert str(result).startswith(WHAT)
+    assert fragment in str(result)
+
+
+UNCHANGED_CASES: list[tuple[str, Callable[[], BaseException]]] = [
+    ("FileExistsError", lambda: FileExistsError(17, "File exists")),
+    ("TypeError", lambda: TypeError("unsupported operand")),
+]
+
+UNCHANGED_ROWS = [
+    *(
+        pytest.param(backend, make(), id=f"{name}-{case}")
+        for name, backend in BACKEND_CLASSES.items()
+        for case, make in UNCHANGED_CASES
+    ),
+    pytest.param(S3Backend, StorageError("s3://bucket/key: already said"), id="s3-StorageError"),
+    pytest.param(S3Backend, TransientStorageError("s3://bucket/key: gave up"), id="s3-TransientStorageError"),
+    pytest.param(GCSBackend, AccessDeniedError("gs://bucket/key: access denied"), id="gcs-AccessDeniedError"),
+    pytest.param(LocalBackend, StorageNotFoundError("/out: not found"), id="local-StorageNotFoundError"),
+    pytest.param(MemoryBackend, InputError("bad name"), id="memory-InputError"),
+    pytest.param(ObjectStoreBackend, asyncio.CancelledError(), id="objectstore-CancelledError"),
+    pytest.param(LocalBackend, KeyboardInterrupt(), id="local-KeyboardInterrupt"),
+]
+
+
+@pytest.mark.parametrize(("backend", "exc"), UNCHANGED_ROWS)
+def test_translate_returns_unchanged(backend: type[Backend], exc: BaseException) -> None:
+    """Programming errors, a lost conditional create, csvpublish errors and non-Exceptions come back as they are."""
+    assert translate(exc, WHAT, backend.errors) is exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "table", "expected"),
+    [
+        pytest.param(TimeoutError(), GENERIC, True, id="TimeoutError"),
+        pytest.param(asyncio.TimeoutError(), GENERIC, True, id="asyncio-TimeoutError"),
+        pytest.param(ConnectionResetError(104, "reset"), GENERIC, True, id="ConnectionResetError"),
+        pytest.param(OSError(errno.EAGAIN, "try again"), GENERIC, True, id="EAGAIN"),
+        pytest.param(OSError(errno.EBUSY, "busy"), GENERIC, True, id="EBUSY"),
+        pytest.param(ConnectionRefusedError(111, "refused"), GENERIC, False, id="ConnectionRefusedError"),
+        pytest.param(ConnectionRefusedError(111, "refused"), S3Backend.errors, False, id="s3-ConnectionRefusedError"),
+        pytest.param(OSError(errno.ENOSPC, "full"), GENERIC, False, id="ENOSPC"),
+        pytest.param(PermissionError(13, "denied"), GENERIC, False, id="PermissionError"),
+        pytest.param(client_error("SlowDown", 503), S3Backend.errors, True, id="s3-SlowDown"),
+        pytest.param(client_error("SlowDown", 503), GENERIC, False, id="generic-s3-SlowDown"),
+        pytest.param(client_error("NoSuchKey", 404), S3Backend.errors, False, id="s3-NoSuchKey"),
+        pytest.param(s3fs_error("InternalError", 500), S3Backend.errors, True, id="s3fs-InternalError"),
+        pytest.param(
+            EndpointConnectionError(endpoint_url=ENDPOINT), S3Backend.errors, False, id="s3-EndpointConnectionError"
+        ),
+        pytest.param(HttpError({"code": 503, "message": "x"}), GCSBackend.errors, True, id="gcs-503"),
+        pytest.param(HttpError({"code": 503, "message": "x"}), GENERIC, False, id="generic-gcs-503"),
+        pytest.param(HttpError({"code": 404, "message": "x"}), GCSBackend.errors, False, id="gcs-404"),
+        pytest.param(connector_error(), GCSBackend.errors, False, id="gcs-ClientConnectorError"),
+        pytest.param(TransientStorageError("gave up"), GENERIC, True, id="TransientStorageError"),
+        pytest.param(
+            raised_from(OSError("wrapped"), TransientStorageError("gave up")),
+            GENERIC,
+            True,
+            id="OSError-from-TransientStorageError",
+        ),
+        pytest.param(StorageError("not transient"), GENERIC, False, id="StorageError"),
+        pytest.param(
+            raised_from(StorageError("decided"), TimeoutError()), GENERIC, False, id="StorageError-from-TimeoutError"
+        ),
+    ],
+)
+def test_is_transient(exc: BaseException, table: ErrorCodes, expected: bool) -> None:
+    """Throttling, 5xx and dropped or timed-out connections are transient; refused connections and verdicts are not."""
+    assert is_transient(exc, table) is expected
+
+
+@pytest.mark.parametrize(
+    ("exc", "table", "expected"),
+    [
+        pytest.param(FileExistsError(17, "File exists"), GENERIC, True, id="FileExistsError"),
+        pytest.param(
+            raised_from(OSError("upload"), FileExistsError("/b/o")), GENERIC, True, id="OSError-from-FileExistsError"
+        ),
+        pytest.param(client_error("PreconditionFailed", 412), S3Backend.errors, True, id="s3-PreconditionFailed"),
+        pytest.param(client_error(None, 412), S3Backend.errors, True, id="s3-no-code-412"),
+        pytest.param(client_error("PreconditionFailed", 412), GENERIC, False, id="generic-s3-PreconditionFailed"),
+        pytest.param(HttpError({"code": 412, "message": "x"}), GCSBackend.errors, True, id="gcs-412"),
+        pytest.param(
+            HttpError({"code": 400, "message": "conditionNotMet"}), GCSBackend.errors, True, id="gcs-conditionNotMet"
+        ),
+        pytest.param(
+            HttpError({"code": 400, "message": "conditionNotMet"}), S3Backend.errors, False, id="s3-gcs-conditionNotMet"
+        ),
+        pytest.param(HttpError({"code": 412, "message": "x"}), GENERIC, False, id="generic-gcs-412"),
+        pytest.param(OSError("s3://bucket/412/key: failed"), S3Backend.errors, False, id="s3-digits-in-message"),
+        pytest.param(client_error("NoSuchKey", 404), S3Backend.errors, False, id="s3-NoSuchKey"),
+        pytest.param(FileNotFoundError(2, "No such file"), GENERIC, False, id="FileNotFoundError"),
+    ],
+)
+def test_is_precondition_failure(exc: BaseException, table: ErrorCodes, expected: bool) -> None:
+    """A conditional create that found the object is told by its error code or FileExistsError, never by digits."""
+    assert is_precondition_failure(exc, table) is expected
