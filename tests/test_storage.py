@@ -157,3 +157,12 @@ async def test_an_archive_upload_never_replaces_an_object(make_destination: Any,
             await asyncio.to_thread(second.commit)
         assert destination.read(name) == b"1" * size
     assert incomplete_uploads(destination) == []
+
+
+def test_the_library_says_what_each_backend_shows(destination: Destination) -> None:
+    """A backend's Capabilities agree with what its tests show: object store, user metadata, unfinished uploads."""
+    library = destination.storage().capabilities
+    shown = destination.caps
+    assert (library.object_store, library.user_metadata) == (shown.object_store, shown.user_metadata)
+    assert library.multipart_uploads == shown.parts_retried
+    assert library.conditional_create  # every backend of the suite enforces a conditional create of small objects

@@ -66,6 +66,7 @@ class Publisher:
         escape_formulas: prefix cells starting with ``= + - @`` tab or CR with ``'``.
         compression_level: gzip level (isal 0-3, zlib 0-9); default 1.
         compression_backend: ``"isal"``, ``"zlib-ng"`` or ``"zlib"``; default the fastest installed.
+        retry: the retry policy of transient storage errors (ignored when ``destination`` is a :class:`Storage`).
         lock_timeout: seconds to wait for another publisher to finish replacing the latest.
         stale_after: age after which another machine's unfinished publish counts as dead.
 

@@ -256,7 +256,7 @@ class Storage:
 
         With ``exclusive=True`` the write fails with :class:`FileExistsError` when
         ``rel`` exists, using the backend's conditional create (S3
-        ``If-None-Match: *``, GCS ``ifGenerationMatch=0``, ``O_EXCL`` locally).
+        ``If-None-Match: *``, GCS ``ifGenerationMatch=0``, a hard link locally).
         """
         full, options = self.path(rel), WriteOptions(content_type=content_type, exclusive=exclusive)
         await self.retrying(self.uri(rel), lambda: self.backend.write_bytes(full, data, options))

@@ -11,13 +11,19 @@ import asyncio
 import threading
 from typing import Any
 
-from .backend import Backend, RunBlocking, WriteOptions, Writer, committing, temp_name
+from .backend import Backend, Capabilities, RunBlocking, WriteOptions, Writer, committing, temp_name
 
 _move_lock = threading.Lock()
 
 
 class FilesystemBackend(Backend):
-    """The fallback for every protocol no other backend module claims."""
+    """The fallback for every protocol no other backend module claims.
+
+    An exclusive create here is a check and a move under a lock of this
+    process: other processes writing to the same filesystem are not held back.
+    """
+
+    capabilities = Capabilities(conditional_create=False)
 
     async def write_bytes(self, full: str, data: bytes, options: WriteOptions) -> None:
         def write() -> None:
@@ -31,7 +37,9 @@ class FilesystemBackend(Backend):
 
 
 class MemoryBackend(FilesystemBackend):
-    """``memory://``: in this process only."""
+    """``memory://``: in this process only, so the process lock makes an exclusive create conditional."""
+
+    capabilities = Capabilities(conditional_create=True, server_side_copy=True)
 
     def display_uri(self, full: str) -> str:
         # memory paths start with "/": show memory://a/b, not memory:///a/b

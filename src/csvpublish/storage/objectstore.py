@@ -2,7 +2,7 @@
 
 Writes go through the filesystem's own file object (resumable uploads, staged
 blocks) and become visible when it closes; exclusive ones open with ``"xb"``.
-GCS builds on this module (``gcs``); S3 has its own (``s3``).
+GCS (``gcs``) and S3 (``s3``, with a writer of its own) build on this module.
 """
 
 from __future__ import annotations

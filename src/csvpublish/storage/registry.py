@@ -44,6 +44,7 @@ _PACKAGES: dict[str, tuple[str, str | None]] = {
     "az": ("adlfs", None),
     "abfs": ("adlfs", None),
     "abfss": ("adlfs", None),
+    "adl": ("adlfs", None),
 }
 
 
