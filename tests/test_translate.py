@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp.client_reqrep import ConnectionKey
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
-from gcsfs.retry import HttpError
+from gcsfs.retry import HttpError, validate_response
 from s3fs.errors import translate_boto_error
 
 from csvpublish.errors import (
@@ -145,6 +146,7 @@ S3_ROWS = [
     ),
     pytest.param(S3Backend, client_error("PreconditionFailed", 412), FileExistsError, WHAT, id="s3-PreconditionFailed"),
     pytest.param(S3Backend, client_error(None, 503), TransientStorageError, "temporary error", id="s3-no-code-503"),
+    pytest.param(S3Backend, client_error("", 503), TransientStorageError, "temporary error", id="s3-empty-code-503"),
     pytest.param(
         S3Backend,
         EndpointConnectionError(endpoint_url=ENDPOINT),
@@ -182,7 +184,23 @@ S3_ROWS = [
     pytest.param(S3Backend, s3fs_error("PreconditionFailed", 412), FileExistsError, WHAT, id="s3fs-PreconditionFailed"),
 ]
 
+def gcsfs_error(status: int, message: str = "the service said no") -> BaseException:
+    """What gcsfs raises for an HTTP status: ``gcsfs.retry.validate_response``'s own exception."""
+    body = json.dumps({"error": {"code": status, "message": message}}).encode()
+    try:
+        validate_response(status, body, "/b/bucket/o/key")
+    except Exception as exc:
+        return exc
+    raise AssertionError(f"gcsfs raised nothing for {status}")
+
+
 GCS_ROWS = [
+    # as gcsfs itself raises them: some statuses arrive as other exceptions than HttpError
+    pytest.param(GCSBackend, gcsfs_error(403), AccessDeniedError, "access denied", id="gcsfs-403-Forbidden"),
+    pytest.param(GCSBackend, gcsfs_error(502), TransientStorageError, "temporary error", id="gcsfs-502-ProxyError"),
+    pytest.param(GCSBackend, gcsfs_error(408), TransientStorageError, "temporary error", id="gcsfs-408"),
+    pytest.param(GCSBackend, gcsfs_error(503), TransientStorageError, "temporary error", id="gcsfs-503"),
+    pytest.param(GCSBackend, gcsfs_error(404), StorageNotFoundError, "not found", id="gcsfs-404"),
     pytest.param(
         GCSBackend,
         HttpError({"code": 503, "message": "Backend Error"}),

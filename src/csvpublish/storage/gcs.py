@@ -10,8 +10,16 @@ from .translate import HTTP
 
 
 def _code(exc: BaseException) -> str | None:
-    code = getattr(exc, "code", None)  # gcsfs's HttpError carries the HTTP status
-    return str(code) if isinstance(code, int) else None
+    """The HTTP status of a gcsfs error: its HttpError carries it; a few statuses come as other exceptions."""
+    code = getattr(exc, "code", None)
+    if isinstance(code, int):
+        return str(code)
+    # gcsfs.retry.validate_response raises 502 as requests' ProxyError and 403 as OSError("Forbidden: <path>...")
+    if type(exc).__name__ == "ProxyError":
+        return "502"
+    if type(exc) is OSError and str(exc).startswith("Forbidden: "):
+        return "403"
+    return None
 
 
 class GCSBackend(ObjectStoreBackend):

@@ -47,7 +47,7 @@ def _code(exc: BaseException) -> str | None:
     if not isinstance(response, dict):
         return None
     code = response.get("Error", {}).get("Code")
-    if code is not None:
+    if code:  # some S3-compatible servers send an empty code: then the status says it
         return str(code)
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return None if status is None else str(status)

@@ -77,7 +77,7 @@ HTTP = ErrorCodes(
     missing_bucket_text=("bucket does not exist",),
     not_found=frozenset({"404"}),
     denied=frozenset({"401", "403"}),
-    transient=frozenset({"429", "500", "502", "503", "504"}),
+    transient=frozenset({"408", "429", "500", "502", "503", "504"}),
     transient_names=frozenset(
         {
             # aiohttp, under s3fs (aiobotocore), gcsfs and adlfs alike
