@@ -23,7 +23,7 @@ from typing import Any
 
 from csvpublish import pipeline
 from csvpublish._version import library_version
-from csvpublish.compression import GzipCompressor
+from csvpublish.compression import DEFAULT_LEVEL, GzipCompressor
 from csvpublish.errors import SnapshotRejectedError
 from csvpublish.manifest import Manifest, utc_iso
 from csvpublish.pipeline import Progress, StreamStats
@@ -49,7 +49,7 @@ class PublishOptions:
     skip_unchanged: bool = False
     min_records: int | None = None
     escape_formulas: bool = False
-    compression_level: int = 1
+    compression_level: int = DEFAULT_LEVEL
     compression_backend: str | None = None
 
     def compressor(self) -> GzipCompressor | None:
