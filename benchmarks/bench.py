@@ -2,6 +2,7 @@
 
     python benchmarks/bench.py            # 100k and 1M rows (long: about an hour on 2 cores)
     python benchmarks/bench.py --quick    # 100k rows only
+    python benchmarks/bench.py --quick --modes frames --targets s3   # issue 12: frames, Arrow, a cursor
 
 Each measurement runs in a fresh process; contenders are interleaved round-robin;
 the tables report medians. See benchmarks/README.md for what each contender does
@@ -11,8 +12,11 @@ and how uploaded bytes are counted.
 from __future__ import annotations
 
 import argparse
+import csv
 import gzip
 import hashlib
+import io
+import itertools
 import json
 import os
 import platform
@@ -31,11 +35,16 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bookdata import Fixture, ensure_db, ensure_fixture  # noqa: E402
+from bookdata import Fixture, ensure_db, ensure_fixture, ensure_frame_sources  # noqa: E402
 from contenders import BY_NAME, CONTENDERS, Contender, Spec, run_child  # noqa: E402
 
 MB = 1e6
 BUCKET = "bench"
+MODES = ("tracker", "prebuilt", "frames")
+DEFAULT_MODES = ["tracker", "prebuilt"]
+"""The frames mode (issue 12) runs when asked for: ``--modes frames``, or ``--only`` one of its contenders."""
+BASELINE = {"tracker": "reference", "prebuilt": "reference", "frames": "pandas-frame"}
+"""The contender each mode's "speed-up" column divides by."""
 RSS_BOUND = 50 * MB
 """The memory bound of the issue's targets (MB = 10**6 bytes throughout)."""
 
@@ -191,6 +200,11 @@ class Result:
     """Size of the published .csv.gz (the latest object)."""
     list_rss: int | None = None
     output_ok: bool | None = None
+    """The output check: the fixture's bytes, or for a contender with its own dialect the fixture's rows."""
+    bytes_ok: bool | None = None
+    """The published .csv.gz decompresses to the fixture CSV's bytes."""
+    rows_ok: bool | None = None
+    """It parses (csv module) to the fixture's rows."""
     library: str = ""
     """Hash of csvpublish's sources when this measurement ran (see :func:`library_fingerprint`)."""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -212,13 +226,28 @@ def child_env() -> dict[str, str]:
 
 def gunzip_sha256(data_or_path: bytes | Path) -> str:
     digest = hashlib.sha256()
-    import io
-
     source = data_or_path if isinstance(data_or_path, Path) else io.BytesIO(data_or_path)
     with gzip.open(source, "rb") as handle:
         while chunk := handle.read(2**20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def same_rows(data_or_path: bytes | Path, csv_path: Path) -> bool:
+    """Whether the gzip parses, with the csv module, to the same rows as ``csv_path`` (any quoting, any line end)."""
+    source = data_or_path if isinstance(data_or_path, Path) else io.BytesIO(data_or_path)
+    with (
+        gzip.open(source, "rt", encoding="utf-8", newline="") as got,
+        open(csv_path, encoding="utf-8", newline="") as want,
+    ):
+        return all(a == b for a, b in itertools.zip_longest(csv.reader(got), csv.reader(want)))
+
+
+def check_output(result: Result, data_or_path: bytes | Path, fixture: Fixture, same_bytes: bool) -> None:
+    """Fill ``bytes_ok``, ``rows_ok`` and ``output_ok`` (rows are parsed only when the bytes differ)."""
+    result.bytes_ok = gunzip_sha256(data_or_path) == fixture.csv_sha256
+    result.rows_ok = True if result.bytes_ok else same_rows(data_or_path, fixture.csv)
+    result.output_ok = result.bytes_ok if same_bytes else result.rows_ok
 
 
 def file_sha256(path: Path) -> str:
@@ -242,6 +271,8 @@ def run_case(case: Case, fixture: Fixture, server: S3Server | None, workroot: Pa
         work=str(work),
         endpoint=server.endpoint if server and case.target == "s3" else None,
         bucket=BUCKET if case.target == "s3" else None,
+        flat_db=str(fixture.flat_db) if fixture.flat_db else None,
+        arrow=str(fixture.arrow) if fixture.arrow else None,
     )
     if case.target == "s3":
         assert server is not None
@@ -273,12 +304,12 @@ def run_case(case: Case, fixture: Fixture, server: S3Server | None, workroot: Pa
             objects = server.objects()
             result.stored = objects.get(latest_key)
             if verify and result.stored is not None:
-                result.output_ok = gunzip_sha256(server.read(latest_key)) == fixture.csv_sha256
+                check_output(result, server.read(latest_key), fixture, case.contender.same_bytes)
         elif case.target == "local":
             path = work / "dest" / latest_key
             result.stored = path.stat().st_size if path.exists() else None
             if verify and result.stored is not None:
-                result.output_ok = gunzip_sha256(path) == fixture.csv_sha256
+                check_output(result, path, fixture, case.contender.same_bytes)
         if verify and case.contender.writes_local_csv:
             local_csv = work / "staging" / "meta" / "books_latest.csv"
             ok = local_csv.exists() and file_sha256(local_csv) == fixture.csv_sha256
@@ -289,6 +320,12 @@ def run_case(case: Case, fixture: Fixture, server: S3Server | None, workroot: Pa
 
 
 # --- reporting ------------------------------------------------------------------------------------
+
+
+VERSIONS_OF = (
+    "csvpublish", "fsspec", "s3fs", "botocore", "moto", "pandas", "smart_open", "boto3", "isal",
+    "pyarrow", "polars", "duckdb", "duckdb-extension-httpfs", "duckdb-extension-sqlite-scanner",
+)  # fmt: skip
 
 
 def machine() -> list[str]:
@@ -313,7 +350,7 @@ def machine() -> list[str]:
         ram = "RAM unknown"
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     versions = []
-    for package in ("csvpublish", "fsspec", "s3fs", "botocore", "moto", "pandas", "smart_open", "boto3", "isal"):
+    for package in VERSIONS_OF:
         try:
             versions.append(f"{package} {version(package)}")
         except PackageNotFoundError:
@@ -353,6 +390,10 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def yes_no(values: list[bool]) -> str:
+    return "—" if not values else ("yes" if all(values) else "no")
+
+
 def fmt_mb(n: float | None) -> str:
     return "—" if n is None else f"{n / MB:.1f}"
 
@@ -361,15 +402,23 @@ def table(rows: int, mode: str, target: str, cases: list[Case], results: dict[An
     shown = [c for c in cases if c.rows == rows and c.mode == mode and c.target in (target, "none")]
     if not any(c.target == target for c in shown):
         return []
-    ref = results.get((rows, mode, target, "reference"))
+    frames = mode == "frames"
+    ref = results.get((rows, mode, target, BASELINE[mode]))
     ref_wall = median([r.wall for r in ref]) if ref else None
     title = f"### {rows:,} rows · {mode} source · {'moto S3 server' if target == 's3' else 'local folder'}"
     out = [title, ""]
-    head = (
-        "| contender | median wall s | min–max s | peak RSS MB | uploaded MB | requests (copies) "
-        "| speed-up vs reference | output |"
-    )
-    out += [head, "|---|---:|---:|---:|---:|---:|---:|:---:|"]
+    if frames:
+        head = (
+            "| contender | gzip level | median wall s | min–max s | peak RSS MB | uploaded MB | requests (copies) "
+            "| speed-up vs pandas to_csv | bytes = fixture | rows = fixture |"
+        )
+        out += [head, "|---|---|---:|---:|---:|---:|---:|---:|:---:|:---:|"]
+    else:
+        head = (
+            "| contender | median wall s | min–max s | peak RSS MB | uploaded MB | requests (copies) "
+            "| speed-up vs reference | output |"
+        )
+        out += [head, "|---|---:|---:|---:|---:|---:|---:|:---:|"]
     for case in shown:
         rs = results.get(case.key, [])
         if not rs:
@@ -386,6 +435,15 @@ def table(rows: int, mode: str, target: str, cases: list[Case], results: dict[An
         oks = [r.output_ok for r in rs if r.output_ok is not None]
         output = "—" if not oks else ("✓" if all(oks) else "✗")
         name = case.contender.label + (" ᶠ" if case.target == "none" else "")
+        if frames:
+            same_bytes = yes_no([r.bytes_ok for r in rs if r.bytes_ok is not None])
+            same_rows = yes_no([r.rows_ok for r in rs if r.rows_ok is not None])
+            out.append(
+                f"| {name} (`{case.contender.name}`) | {case.contender.gzip} | {wall:.2f} "
+                f"| {min(walls):.2f}–{max(walls):.2f} | {rss / MB:.0f} | {uploaded} | {requests} | {speed} "
+                f"| {same_bytes} | {same_rows} |"
+            )
+            continue
         out.append(
             f"| {name} | {wall:.2f} | {min(walls):.2f}–{max(walls):.2f} | {rss / MB:.0f} | {uploaded} "
             f"| {requests} | {speed} | {output} |"
@@ -487,6 +545,69 @@ def checks(results: dict[Any, list[Result]], rows_list: list[int]) -> list[Check
         out.append(Check(worst[0] <= 1.02, f"bytes uploaded ≤ 1.02× the compressed size in every csvpublish S3 run "
                                            f"(worst: {worst[1]})"))
     return out
+
+
+FRAME_PEERS = {
+    "pandas": ("pandas-frame",),
+    "polars": ("polars-write-csv",),
+    "arrow": ("pyarrow-write-csv", "pyarrow-write-csv-gzip1", "duckdb-copy-arrow"),
+}
+"""For each in-memory frame, the peers that write that same frame to the same server."""
+
+
+def checks_issue12(results: dict[Any, list[Result]], rows_list: list[int]) -> list[Check]:
+    """The targets of issue 12 (the frames mode), each as a PASS/FAIL/SKIP line."""
+    if not any(key[1] == "frames" for key in results):
+        return [Check(None, "issue 12: the frames mode was not measured (run with --modes frames)")]
+    big, small = max(rows_list), min(rows_list)
+    at = f"{big:,} rows"
+    if big < 1_000_000:
+        at += " (the targets are stated at 1M rows: run without --quick to check them there)"
+
+    def med(name: str, rows: int = big, what: str = "wall") -> float | None:
+        for mode in ("frames", "prebuilt"):  # the floor and the Python-rows publish also run in prebuilt
+            for target in ("s3", "none"):
+                rs = results.get((rows, mode, target, name))
+                if rs:
+                    return median([getattr(r, what) for r in rs])
+        return None
+
+    out: list[Check] = []
+
+    def faster(mine: str, other: str, need: float, what: str) -> None:
+        a, b = med(mine), med(other)
+        if a is None or b is None:
+            out.append(Check(None, f"{what}: not measured"))
+            return
+        out.append(Check(b / a >= need, f"{what}: {b:.2f} s / {a:.2f} s = {b / a:.2f}× (need ≥ {need}×)"))
+
+    a, floor = med("csvpublish-arrow"), med("floor-gzip-isal")
+    if a is None or floor is None:
+        out.append(Check(None, "frames, S3: csvpublish (Arrow table) vs gzip -1 alone (isal): not measured"))
+    else:
+        out.append(Check(a / floor <= 1.25, f"frames, S3, {at}: csvpublish (Arrow table) {a:.2f} s vs gzip -1 alone "
+                                            f"(isal) {floor:.2f} s = {a / floor:.2f}× (need ≤ 1.25×)"))
+    faster("csvpublish-arrow", "csvpublish-stream-upload", 2.5,
+           "frames, S3: csvpublish (Arrow table) vs csvpublish (the same data as Python rows, prebuilt generator)")
+    for kind, peers in FRAME_PEERS.items():
+        for peer in peers:
+            faster(f"csvpublish-{kind}", peer, 1.0, f"frames, S3: csvpublish ({kind} frame) faster than {peer}")
+        faster(f"csvpublish-{kind}", "pandas-frame", 2.0, f"frames, S3: csvpublish ({kind} frame) vs pandas to_csv")
+    faster("csvpublish-cursor", "duckdb-copy-sqlite", 1.5,
+           "frames, S3: csvpublish (sqlite3 cursor) vs DuckDB sqlite_scan COPY to S3")
+
+    if big == small:
+        out.append(Check(None, "peak RSS of csvpublish from a RecordBatchReader at 1M within 50 MB of 100k: "
+                               "needs both sizes"))
+    else:
+        a, b = med("csvpublish-reader", what="peak_rss"), med("csvpublish-reader", rows=small, what="peak_rss")
+        if a is None or b is None:
+            out.append(Check(None, "peak RSS of csvpublish from a RecordBatchReader: not measured"))
+        else:
+            out.append(Check(a - b <= RSS_BOUND, f"frames (RecordBatchReader source), S3, csvpublish-reader: peak RSS "
+                                                 f"{a / MB:.0f} MB at {big:,} rows, {b / MB:.0f} MB at {small:,}: "
+                                                 f"{(a - b) / MB:+.0f} MB (need ≤ +{RSS_BOUND / MB:.0f} MB)"))
+    return out
 # fmt: on
 
 
@@ -512,7 +633,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, nargs="+", help="row counts (default 100000 1000000; --quick: 100000)")
     parser.add_argument("--repeats", type=int, help="repeats per contender (default 5 at ≤100k rows, 3 above)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help=f"contenders to run: {', '.join(BY_NAME)}")
-    parser.add_argument("--modes", nargs="+", default=["tracker", "prebuilt"], choices=["tracker", "prebuilt"])
+    parser.add_argument("--modes", nargs="+", choices=MODES,
+                        help="source modes (default tracker prebuilt; frames is issue 12's, run when asked for, "
+                             "or when --only names a contender that runs only there)")  # fmt: skip
     parser.add_argument("--targets", nargs="+", default=["s3", "local"], choices=["s3", "local"])
     parser.add_argument("--seed", type=int, default=20261126)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "csvpublish-bench",
@@ -533,6 +656,10 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only) if args.only else None
     if only and (unknown := only - set(BY_NAME)):
         parser.error(f"unknown contender(s): {', '.join(sorted(unknown))}")
+    if args.modes is None:
+        args.modes = list(DEFAULT_MODES)
+        if only and any(not set(BY_NAME[name].modes) & set(DEFAULT_MODES) for name in only):
+            args.modes.append("frames")
     command = "python benchmarks/bench.py " + shlex.join(argv if argv is not None else sys.argv[1:])
 
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -546,6 +673,11 @@ def main(argv: list[str] | None = None) -> int:
               f".csv.gz {fx.gz_size / MB:.1f} MB", flush=True)  # fmt: skip
 
     cases = build_cases(rows_list, only, args.modes, args.targets)
+    if not cases:
+        parser.error("no contender runs in these modes and targets (the frames mode runs on s3 only)")
+    if any(c.mode == "frames" for c in cases):
+        print("#   the frames mode's sources: a flat SQLite table and an Arrow IPC stream", flush=True)
+        fixtures = {rows: ensure_frame_sources(fx) for rows, fx in fixtures.items()}
     wanted = {c.key for c in cases}
     log_path = args.out.with_suffix(".jsonl")
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -602,7 +734,9 @@ def main(argv: list[str] | None = None) -> int:
         "Peak RSS is the process's high-water mark while the clock ran (median), prebuilt rows included. "
         "Uploaded MB counts the request bodies the S3 server received (a server-side copy sends none). "
         "ᶠ floors touch no storage and are the same rows in both tables of a source mode. "
-        "output ✓: the published .csv.gz (and the local CSV, where written) decompress to the expected CSV bytes.",
+        "output ✓: the published .csv.gz (and the local CSV, where written) decompress to the expected CSV bytes. "
+        "In the frames tables, bytes = fixture: the .csv.gz decompresses to the fixture CSV's bytes; "
+        "rows = fixture: the csv module reads the same rows from both (peers keep their own quoting and line ends).",
         "",
     ]
     for rows in rows_list:
@@ -611,6 +745,8 @@ def main(argv: list[str] | None = None) -> int:
                 lines += table(rows, mode, target, cases, results)
     lines += ["### Targets (issue 5)", ""]
     lines += [c.line() for c in checks(results, rows_list)]
+    lines += ["", "### Targets (issue 12)", ""]
+    lines += [c.line() for c in checks_issue12(results, rows_list)]
     lines += ["", f"Time of this session: {(time.monotonic() - started) / 60:.1f} min."]
     if len(sessions) > 1:
         lines.append(f"Measurements from {len(sessions)} sessions (resumed with --resume):")

@@ -23,7 +23,7 @@ import os
 import random
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 GENERATOR_VERSION = 3
@@ -528,6 +528,10 @@ class Fixture:
     csv_size: int
     csv_sha256: str
     gz_size: int
+    flat_db: Path | None = None
+    """The frames mode's SQLite file (see :func:`ensure_frame_sources`)."""
+    arrow: Path | None = None
+    """The frames mode's Arrow IPC stream (see :func:`ensure_frame_sources`)."""
 
 
 def ensure_fixture(workdir: Path, seed: int, db: Path, rows: int) -> Fixture:
@@ -551,3 +555,60 @@ def ensure_fixture(workdir: Path, seed: int, db: Path, rows: int) -> Fixture:
         meta_path.write_text(digest.hexdigest() + "\n")
     sha = meta_path.read_text().strip()
     return Fixture(rows, db, csv_path, gz_path, csv_path.stat().st_size, sha, gz_path.stat().st_size)
+
+
+FLAT_TABLE = "books_csv"
+"""The table of the frames mode's SQLite file: the fixture's rows, one TEXT column per header."""
+ARROW_BATCH_ROWS = 10_000
+
+
+def ensure_frame_sources(fixture: Fixture) -> Fixture:
+    """The frames mode's two sources, made once from the fixture CSV and reused after.
+
+    ``<fixture>-flat.sqlite`` holds :data:`FLAT_TABLE`: one TEXT column per header, named
+    as the header, the values as the CSV has them (an empty field is NULL), in the CSV's
+    order, so ``SELECT * FROM books_csv`` gives the fixture's rows. ``<fixture>.arrows`` is
+    an Arrow IPC stream of the same rows: string columns, empty strings kept as ``""``,
+    batches of :data:`ARROW_BATCH_ROWS` rows.
+    """
+    base = fixture.csv.with_suffix("")
+    flat_db, arrow = base.with_name(base.name + "-flat.sqlite"), base.with_name(base.name + ".arrows")
+    if not flat_db.exists():
+        tmp = flat_db.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        con = sqlite3.connect(tmp)
+        con.execute("PRAGMA journal_mode=OFF")
+        con.execute("PRAGMA synchronous=OFF")
+        con.execute(f"CREATE TABLE {FLAT_TABLE} ({', '.join(f'{_quoted(h)} TEXT' for h in HEADERS)})")
+        with open(fixture.csv, encoding="utf-8", newline="") as f:
+            reader = csv.reader(f)
+            next(reader)  # the header
+            marks = ", ".join("?" * len(HEADERS))
+            con.executemany(f"INSERT INTO {FLAT_TABLE} VALUES ({marks})", ([v or None for v in row] for row in reader))
+        con.commit()
+        con.close()
+        os.replace(tmp, flat_db)
+    if not arrow.exists():
+        import pyarrow as pa
+        from pyarrow import csv as pacsv
+
+        table = pacsv.read_csv(
+            fixture.csv,
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(HEADERS, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        ).combine_chunks()
+        if table.column_names != HEADERS or table.num_rows != fixture.rows:
+            raise RuntimeError(f"{fixture.csv}: pyarrow read {table.num_rows} rows of {table.column_names[:3]}…")
+        tmp = arrow.with_suffix(".tmp")
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table, max_chunksize=ARROW_BATCH_ROWS)
+        os.replace(tmp, arrow)
+    return replace(fixture, flat_db=flat_db, arrow=arrow)
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bookdata import HEADERS, BookRecord, ListTracker, Tracker, current_rss
+from bookdata import FLAT_TABLE, HEADERS, BookRecord, ListTracker, Tracker, current_rss
 
 CHUNK = 2**20
 
@@ -39,7 +39,7 @@ class Spec:
     """What one child process measures."""
 
     contender: str
-    mode: str  # "tracker" or "prebuilt"
+    mode: str  # "tracker", "prebuilt" or "frames"
     target: str  # "s3", "local" or "none"
     rows: int
     db: str
@@ -48,6 +48,10 @@ class Spec:
     work: str
     endpoint: str | None = None
     bucket: str | None = None
+    flat_db: str | None = None
+    """The frames mode's SQLite file: table ``books_csv`` holds the fixture's rows."""
+    arrow: str | None = None
+    """The frames mode's Arrow IPC stream of the fixture's rows (10k-row batches)."""
 
 
 @dataclass
@@ -125,6 +129,35 @@ def prebuilt_rows(spec: Spec) -> list[list[str]]:
         return list(reader)
 
 
+def prebuilt_frame(spec: Spec, kind: str) -> Any:
+    """The table as an in-memory frame, built before the clock: "pandas", "polars" or "arrow".
+
+    pandas: ``pd.DataFrame(prebuilt_rows, columns=HEADERS)``, as the pandas contender has
+    always built it. Arrow: the IPC fixture read whole (string columns, 10k-row chunks).
+    polars: ``pl.from_arrow`` of that table (one chunk). Empty fields are ``""`` in all three.
+    """
+    if kind == "pandas":
+        import pandas as pd
+
+        return pd.DataFrame(prebuilt_rows(spec), columns=HEADERS)
+    import pyarrow as pa
+
+    with pa.OSFile(str(spec.arrow)) as f:
+        table = pa.ipc.open_stream(f).read_all()
+    if kind == "arrow":
+        return table
+    import polars as pl
+
+    frame = pl.from_arrow(table)
+    del table
+    pa.default_memory_pool().release_unused()  # the Arrow copy is gone; only the polars frame counts
+    return frame
+
+
+def latest_url(spec: Spec) -> str:
+    return f"s3://{spec.bucket}/meta/books_latest.csv.gz"
+
+
 # --- csvpublish ----------------------------------------------------------------------------
 
 
@@ -132,7 +165,7 @@ def run_csvpublish(spec: Spec, clock: Clock, how: str, local_csv: bool) -> None:
     from csvpublish import Publisher
 
     tracker = Tracker(spec.db, spec.rows)
-    rows = prebuilt_rows(spec) if spec.mode == "prebuilt" and how != "file" else None
+    rows = prebuilt_rows(spec) if spec.mode != "tracker" and how != "file" else None
     headers = HEADERS if rows is not None else None
     source: Any
     if how == "stream":
@@ -293,7 +326,8 @@ def run_pandas(spec: Spec, clock: Clock) -> None:
     """``DataFrame.to_csv`` to the ``.csv.gz`` URL; gzip level 1 like everyone else.
 
     Tracker mode builds the DataFrame inside the clock (a pandas user has to);
-    prebuilt mode builds it before the clock (the most favourable reading for pandas).
+    prebuilt mode builds it before the clock (the most favourable reading for pandas),
+    and so does the frames mode, where it is ``pandas-frame``.
     """
     import pandas as pd
 
@@ -308,11 +342,7 @@ def run_pandas(spec: Spec, clock: Clock) -> None:
         url = str(Path(spec.work) / "dest" / "meta" / "books_latest.csv.gz")
         os.makedirs(os.path.dirname(url), exist_ok=True)
     compression = {"method": "gzip", "compresslevel": 1, "mtime": 0}
-    frame = None
-    if spec.mode == "prebuilt":
-        rows = prebuilt_rows(spec)
-        frame = pd.DataFrame(rows, columns=HEADERS)
-        del rows
+    frame = None if spec.mode == "tracker" else prebuilt_frame(spec, "pandas")
     clock.start()
     if frame is None:
         frame = pd.DataFrame([book.to_csv_row() for book in Tracker(spec.db, spec.rows).iter_books()], columns=HEADERS)
@@ -489,6 +519,173 @@ def run_floor_publish_storage(spec: Spec, clock: Clock) -> None:
     clock.extra["stored_size"] = len(data)
 
 
+# --- issue 12: in-memory frames and a SQLite cursor (the frames mode, S3 only) -----------------
+#
+# Every source is built before the clock (the frame, or the IPC file and the SQLite file on
+# disk); a reader or a cursor is opened inside it. Peers keep their own CSV dialect: DuckDB
+# and polars quote "" and end lines with "\n" (polars and pyarrow are asked for "\r\n"),
+# pyarrow quotes every string, so the output check compares their rows, not their bytes.
+
+
+def run_csvpublish_source(spec: Spec, clock: Clock, kind: str) -> None:
+    """``await Publisher(dest, name="books").publish(source)``, no ``headers=``: the library reads the columns.
+
+    ``kind``: "pandas", "polars" or "arrow" (the frame, built before the clock), "reader" (a
+    ``pyarrow.RecordBatchReader`` over the IPC file, opened inside the clock, 10k rows a batch)
+    or "cursor" (a sqlite3 cursor after ``SELECT * FROM books_csv``, executed inside the clock).
+    """
+    import sqlite3
+
+    from csvpublish import Publisher
+
+    frame = prebuilt_frame(spec, kind) if kind in ("pandas", "polars", "arrow") else None
+    con = sqlite3.connect(str(spec.flat_db)) if kind == "cursor" else None
+
+    def source() -> Any:
+        if kind == "reader":
+            import pyarrow as pa
+
+            return pa.ipc.open_stream(pa.OSFile(str(spec.arrow)))
+        if con is not None:
+            return con.execute(f"SELECT * FROM {FLAT_TABLE}")
+        return frame
+
+    async def main() -> Any:
+        publisher = Publisher(destination(spec), name="books", storage_options=s3_options(spec))
+        await publisher.storage.check()  # warm-up: the client and its connection exist before the clock
+        clock.start()
+        result = await publisher.publish(source())
+        clock.stop()
+        return result
+
+    try:
+        result = asyncio.run(main())
+    finally:
+        if con is not None:
+            con.close()
+    clock.extra.update(record_count=result.record_count, stored_size=result.size, archive=result.archive_uri)
+
+
+def duckdb_extension(name: str) -> str:
+    """The ``.duckdb_extension`` file that the ``duckdb-extension-<name>`` wheel ships, for ``LOAD``."""
+    import importlib
+
+    import duckdb
+
+    package = importlib.import_module(f"duckdb_extension_{name}")
+    path = Path(str(package.__file__)).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
+    if not path.is_file():
+        raise RuntimeError(f"{path} is missing: install duckdb-extension-{name}=={duckdb.__version__}")
+    return str(path)
+
+
+def duckdb_s3(spec: Spec, *extensions: str) -> Any:
+    """A DuckDB connection to moto: extensions loaded from their wheels (never downloaded), one warm-up LIST."""
+    import duckdb
+
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    for name in ("httpfs", *extensions):
+        con.execute(f"LOAD '{duckdb_extension(name)}'")
+    host = str(spec.endpoint).removeprefix("http://")
+    for setting, value in (("s3_endpoint", host), ("s3_use_ssl", "false"), ("s3_url_style", "path"),
+                           ("s3_region", "us-east-1"), ("s3_access_key_id", "testing"),
+                           ("s3_secret_access_key", "testing")):  # fmt: skip
+        con.execute(f"SET {setting} = '{value}'")
+    con.execute(f"SELECT count(*) FROM glob('s3://{spec.bucket}/meta/*')").fetchall()  # warm-up
+    return con
+
+
+def run_duckdb_copy_arrow(spec: Spec, clock: Clock) -> None:
+    """DuckDB ``COPY (SELECT * FROM arrow_table) TO 's3://…' (FORMAT csv, HEADER, COMPRESSION gzip)``.
+
+    The prebuilt pyarrow Table is registered in DuckDB; httpfs uploads to moto. DuckDB's gzip
+    level is fixed (its default, about 6).
+    """
+    con = duckdb_s3(spec)
+    con.register("arrow_table", prebuilt_frame(spec, "arrow"))
+    clock.start()
+    count = con.execute(
+        f"COPY (SELECT * FROM arrow_table) TO '{latest_url(spec)}' (FORMAT csv, HEADER, COMPRESSION gzip)"
+    ).fetchone()
+    clock.stop()
+    clock.extra["record_count"] = count[0] if count else None
+
+
+def run_duckdb_copy_sqlite(spec: Spec, clock: Clock) -> None:
+    """DuckDB's sqlite_scanner reads the SQLite file directly, ``COPY … TO 's3://…'`` the same way."""
+    con = duckdb_s3(spec, "sqlite_scanner")
+    query = f"SELECT * FROM sqlite_scan('{spec.flat_db}', '{FLAT_TABLE}')"
+    con.execute(f"DESCRIBE {query}").fetchall()  # warm-up: opens the file, reads the schema
+    clock.start()
+    count = con.execute(f"COPY ({query}) TO '{latest_url(spec)}' (FORMAT csv, HEADER, COMPRESSION gzip)").fetchone()
+    clock.stop()
+    clock.extra["record_count"] = count[0] if count else None
+
+
+def pyarrow_s3(spec: Spec) -> Any:
+    from pyarrow import fs
+
+    s3 = fs.S3FileSystem(
+        endpoint_override=str(spec.endpoint).removeprefix("http://"), scheme="http",
+        access_key="testing", secret_key="testing", region="us-east-1",
+    )  # fmt: skip
+    s3.get_file_info(str(spec.bucket))  # warm-up
+    return s3
+
+
+def run_pyarrow_write_csv(spec: Spec, clock: Clock) -> None:
+    """``pyarrow.csv.write_csv(table, s3.open_output_stream(key, compression="gzip"))``.
+
+    pyarrow 26's gzip stream takes a codec name only, so it compresses at Arrow's default
+    level, 9 (``pyarrow.Codec.default_compression_level("gzip")``).
+    """
+    from pyarrow import csv as pacsv
+
+    s3 = pyarrow_s3(spec)
+    table = prebuilt_frame(spec, "arrow")
+    clock.start()
+    with s3.open_output_stream(f"{spec.bucket}/meta/books_latest.csv.gz", compression="gzip") as stream:
+        pacsv.write_csv(table, stream, pacsv.WriteOptions(eol="\r\n"))
+    clock.stop()
+
+
+def run_pyarrow_write_csv_gzip1(spec: Spec, clock: Clock) -> None:
+    """The same into isal's ``IGzipFile(compresslevel=1, mtime=0)`` over pyarrow's plain S3 stream: gzip -1."""
+    from isal import igzip
+    from pyarrow import csv as pacsv
+
+    s3 = pyarrow_s3(spec)
+    table = prebuilt_frame(spec, "arrow")
+    clock.start()
+    with (
+        s3.open_output_stream(f"{spec.bucket}/meta/books_latest.csv.gz", compression=None) as stream,
+        igzip.IGzipFile(fileobj=stream, mode="wb", compresslevel=1, mtime=0) as gz,
+    ):
+        pacsv.write_csv(table, gz, pacsv.WriteOptions(eol="\r\n"))
+    clock.stop()
+
+
+def run_polars_write_csv(spec: Spec, clock: Clock) -> None:
+    """``polars.DataFrame.write_csv("s3://…", compression="gzip", compression_level=1, storage_options=…)``.
+
+    polars 2.1 compresses and uploads itself (its own gzip and object store client).
+    """
+    import polars as pl
+
+    options = {
+        "aws_endpoint_url": str(spec.endpoint), "aws_allow_http": "true", "aws_region": "us-east-1",
+        "aws_access_key_id": "testing", "aws_secret_access_key": "testing",
+    }  # fmt: skip
+    frame = prebuilt_frame(spec, "polars")
+    pl.DataFrame({"x": []}).write_csv(f"s3://{spec.bucket}/warm-up.csv", storage_options=options)  # warm-up
+    clock.start()
+    frame.write_csv(
+        latest_url(spec), compression="gzip", compression_level=1, line_terminator="\r\n", storage_options=options
+    )
+    clock.stop()
+    clock.extra["record_count"] = frame.height
+
+
 # --- registry ----------------------------------------------------------------------------------
 
 
@@ -502,10 +699,16 @@ class Contender:
     run: Callable[[Spec, Clock], None]
     kind: str = "contender"  # or "floor"
     writes_local_csv: bool = False
+    gzip: str = "1"
+    """Its gzip level (shown in the frames mode's table)."""
+    same_bytes: bool = True
+    """Its output must be the fixture's bytes; False: the same rows (the csv module's reading) suffice."""
 
 
 BOTH = ("tracker", "prebuilt")
 STORES = ("s3", "local")
+FRAMES = ("frames",)
+S3 = ("s3",)
 
 CONTENDERS = [
     Contender(
@@ -519,8 +722,8 @@ CONTENDERS = [
     Contender(
         "csvpublish-stream-upload",
         "csvpublish publish(generator), no local CSV",
-        BOTH,
-        ("s3",),
+        (*BOTH, "frames"),  # in the frames mode: the prebuilt rows, the same data as Python rows
+        S3,
         lambda s, c: run_csvpublish(s, c, "stream", False),
     ),
     Contender(
@@ -546,11 +749,34 @@ CONTENDERS = [
     Contender("floor-format", "floor: csv.writer alone", BOTH, ("none",), run_floor_format, "floor"),
     Contender("floor-format-csvpublish", "floor: csvpublish's formatter alone (same bytes)", BOTH, ("none",),
               run_floor_format_csvpublish, "floor"),
-    Contender("floor-gzip-isal", "floor: gzip -1 alone (isal)", ("prebuilt",), ("none",), run_floor_gzip_isal, "floor"),
+    Contender("floor-gzip-isal", "floor: gzip -1 alone (isal)", ("prebuilt", "frames"), ("none",), run_floor_gzip_isal,
+              "floor"),
     Contender("floor-gzip-zlib", "floor: gzip -1 alone (zlib)", ("prebuilt",), ("none",), run_floor_gzip_zlib, "floor"),
     Contender("floor-upload", "floor: store the .gz once", ("prebuilt",), STORES, run_floor_upload, "floor"),
     Contender("floor-publish-storage", "floor: stream the .gz to the archive, then copy to latest", ("prebuilt",),
               STORES, run_floor_publish_storage, "floor"),
+    # issue 12: the frames mode
+    Contender("csvpublish-pandas", "csvpublish publish(pandas DataFrame)", FRAMES, S3,
+              lambda s, c: run_csvpublish_source(s, c, "pandas")),
+    Contender("csvpublish-polars", "csvpublish publish(polars DataFrame)", FRAMES, S3,
+              lambda s, c: run_csvpublish_source(s, c, "polars")),
+    Contender("csvpublish-arrow", "csvpublish publish(pyarrow Table)", FRAMES, S3,
+              lambda s, c: run_csvpublish_source(s, c, "arrow")),
+    Contender("csvpublish-reader", "csvpublish publish(pyarrow RecordBatchReader over the IPC file)", FRAMES, S3,
+              lambda s, c: run_csvpublish_source(s, c, "reader")),
+    Contender("csvpublish-cursor", "csvpublish publish(sqlite3 cursor)", FRAMES, S3,
+              lambda s, c: run_csvpublish_source(s, c, "cursor")),
+    Contender("pandas-frame", "pandas DataFrame.to_csv", FRAMES, S3, run_pandas, gzip="1 (zlib)"),
+    Contender("polars-write-csv", "polars DataFrame.write_csv(s3://…, gzip)", FRAMES, S3, run_polars_write_csv,
+              gzip="1 (polars)", same_bytes=False),
+    Contender("pyarrow-write-csv", "pyarrow write_csv → S3 stream, compression=\"gzip\"", FRAMES, S3,
+              run_pyarrow_write_csv, gzip="9 (Arrow's default, fixed)", same_bytes=False),
+    Contender("pyarrow-write-csv-gzip1", "pyarrow write_csv → isal IGzipFile → S3 stream", FRAMES, S3,
+              run_pyarrow_write_csv_gzip1, gzip="1 (isal)", same_bytes=False),
+    Contender("duckdb-copy-arrow", "DuckDB COPY (SELECT * FROM arrow_table) TO s3://…", FRAMES, S3,
+              run_duckdb_copy_arrow, gzip="≈6 (DuckDB's, fixed)", same_bytes=False),
+    Contender("duckdb-copy-sqlite", "DuckDB COPY (SELECT * FROM sqlite_scan(…)) TO s3://…", FRAMES, S3,
+              run_duckdb_copy_sqlite, gzip="≈6 (DuckDB's, fixed)", same_bytes=False),
 ]  # fmt: skip
 
 BY_NAME = {c.name: c for c in CONTENDERS}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .compression import GzipCompressor
+from .dialect import Dialect
 from .errors import (
     AccessDeniedError,
     ConflictError,
@@ -39,6 +40,7 @@ __all__ = [
     "CleanupReport",
     "ConflictError",
     "CsvPublishError",
+    "Dialect",
     "GzipCompressor",
     "InputError",
     "IntegrityError",

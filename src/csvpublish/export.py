@@ -8,6 +8,7 @@ from typing import Any
 
 from . import pipeline
 from ._sync import run_sync
+from .dialect import Dialect
 from .pipeline import Progress
 
 
@@ -18,15 +19,22 @@ async def export_csv_to_file(
     headers: Sequence[str] | None = None,
     escape_formulas: bool = False,
     progress: Progress | None = None,
+    delimiter: str = ",",
+    lineterminator: str = "\r\n",
+    header: bool = True,
+    bom: bool = False,
 ) -> int:
     """Write ``source`` as a UTF-8 CSV (header row first) and return the number of data rows.
 
-    ``source`` is an iterable or async iterable of records with ``to_csv_row()``,
-    mappings, dataclasses or sequences (give ``headers=`` for sequences), an
-    awaitable of one, or an object with ``get_all_books_csv_data()``. Rows are
-    streamed in bounded batches. The file at ``output_path`` is replaced
-    atomically: it is the complete new CSV or what was there before. Parent
-    folders are created.
+    ``source`` is any table :mod:`csvpublish.sources` reads: an iterable or async
+    iterable of records with ``to_csv_row()``, mappings, dataclasses or sequences
+    (give ``headers=`` for plain sequences), an awaitable of one, an object with
+    ``get_all_books_csv_data()``, a pandas or polars DataFrame, an Arrow table or
+    record batch reader, a DuckDB relation, a DB-API cursor or an SQLAlchemy
+    result. It is streamed in bounded batches. The file at ``output_path`` is
+    replaced atomically: it is the complete new CSV or what was there before.
+    Parent folders are created. ``delimiter``, ``lineterminator``, ``header`` and
+    ``bom`` choose the dialect (:class:`~csvpublish.Dialect`).
 
     Raises:
         InputError: the source or a row is unusable (the message names the row).
@@ -43,6 +51,7 @@ async def export_csv_to_file(
         escape_formulas=escape_formulas,
         local_path=os.fspath(output_path),
         progress=progress,
+        dialect=Dialect(delimiter=delimiter, lineterminator=lineterminator, header=header, bom=bom),
     )
     assert stats.record_count is not None
     return stats.record_count

@@ -15,7 +15,9 @@ compressed or not) or, after gunzip, with ``csv_sha256``::
       "size": 1234, "sha256": "...",
       "csv_size": 5678, "csv_sha256": "...",
       "record_count": 50, "columns": ["Barcode", "Title", ...],
-      "library": "csvpublish 0.1.0"
+      "library": "csvpublish 0.1.0",
+      "column_types": ["string", "int64", ...],      (when the source has types)
+      "dialect": {"delimiter": ",", "lineTerminator": "\\r\\n", "header": true, ...}
     }
 """
 
@@ -55,6 +57,10 @@ class Manifest:
     library: str
     compressor: str | None = None
     restored_at: str | None = None
+    column_types: list[str | None] | None = None
+    """The source's type of each column (Arrow types, DataFrame dtypes, cursor type codes) where it has them."""
+    dialect: dict[str, Any] | None = None
+    """How the CSV is written (:meth:`csvpublish.dialect.Dialect.to_dict`); None in manifests older than dialects."""
     format: str = FORMAT
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -62,8 +68,9 @@ class Manifest:
         data = asdict(self)
         if not data["extra"]:
             del data["extra"]
-        if data["restored_at"] is None:
-            del data["restored_at"]
+        for optional in ("restored_at", "column_types", "dialect"):
+            if data[optional] is None:
+                del data[optional]
         ordered = {"format": data.pop("format"), **data}
         return (json.dumps(ordered, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 

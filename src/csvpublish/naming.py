@@ -2,7 +2,7 @@
 
 Pure functions, no I/O. For ``name="books"`` with compression::
 
-    books_latest.csv.gz                                 the latest snapshot
+    books_latest.csv.gz                                 the latest snapshot (.tsv.gz with a tab delimiter)
     books_latest.manifest.json                          its manifest
     timestamped/books_20261126_053708.csv.gz            an archived version
     timestamped/books_20261126_053708.manifest.json     that version's manifest
@@ -23,6 +23,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from .errors import InputError
 
@@ -31,6 +32,8 @@ ARCHIVE_DIR = "timestamped"
 TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
 
 _VERSION_RE = r"(?P<version>\d{8}_\d{6}(?:_\d{6})?)"
+EXTENSIONS = (".csv", ".tsv")
+"""The extensions a snapshot is published with: comma (or other) separated, and tab-separated."""
 
 
 def validate_name(name: object) -> str:
@@ -90,6 +93,14 @@ def next_version(moment: datetime, taken: set[str]) -> str:
     return version_id(moment, highest + 1)
 
 
+class ArchiveName(NamedTuple):
+    """What an archive's file name says: its version, whether it is gzipped, its extension."""
+
+    version: str
+    compressed: bool
+    extension: str = ".csv"
+
+
 @dataclass(frozen=True)
 class Layout:
     """Relative paths of one snapshot name's objects.
@@ -99,21 +110,38 @@ class Layout:
     'books_latest.csv.gz'
     >>> layout.archive("20261126_053708")
     'timestamped/books_20261126_053708.csv.gz'
+    >>> Layout("books", compression=False, extension=".tsv").latest
+    'books_latest.tsv'
     """
 
     name: str
     compression: bool = True
+    extension: str = ".csv"
 
     def __post_init__(self) -> None:
         validate_name(self.name)
+        if self.extension not in EXTENSIONS:
+            raise InputError(f"extension {self.extension!r} is not one of {', '.join(EXTENSIONS)}")
+
+    @classmethod
+    def of(cls, name: str, archive: ArchiveName) -> Layout:
+        """The layout an archive was published with."""
+        return cls(name, archive.compressed, archive.extension)
+
+    def variants(self) -> list[Layout]:
+        """This name's layout with each compression and extension: every form a version may have."""
+        return [Layout(self.name, gz, ext) for ext in EXTENSIONS for gz in (True, False)]
 
     @property
     def suffix(self) -> str:
-        return ".csv.gz" if self.compression else ".csv"
+        return self.extension + (".gz" if self.compression else "")
 
     @property
     def content_type(self) -> str:
-        return "application/gzip" if self.compression else "text/csv; charset=utf-8"
+        if self.compression:
+            return "application/gzip"
+        kind = "text/tab-separated-values" if self.extension == ".tsv" else "text/csv"
+        return f"{kind}; charset=utf-8"
 
     @property
     def latest(self) -> str:
@@ -146,16 +174,19 @@ class Layout:
 
     # --- parsing listings ----------------------------------------------------------
 
-    def parse_archive(self, basename: str) -> tuple[str, bool] | None:
-        """``(version, compressed)`` when ``basename`` is an archive of this name, else None.
+    def parse_archive(self, basename: str) -> ArchiveName | None:
+        """What ``basename`` says when it is an archive of this name, else None.
 
-        Both compressed and plain archives are recognised, so switching
-        compression keeps the history readable.
+        Compressed and plain, ``.csv`` and ``.tsv`` archives are all recognised,
+        so switching compression or delimiter keeps the history readable.
+
+        >>> Layout("books").parse_archive("books_20261126_053708.tsv.gz")
+        ArchiveName(version='20261126_053708', compressed=True, extension='.tsv')
         """
-        m = re.fullmatch(re.escape(self.name) + "_" + _VERSION_RE + r"\.csv(?P<gz>\.gz)?", basename)
+        m = re.fullmatch(re.escape(self.name) + "_" + _VERSION_RE + r"(?P<ext>\.csv|\.tsv)(?P<gz>\.gz)?", basename)
         if m is None:
             return None
-        return m.group("version"), m.group("gz") is not None
+        return ArchiveName(m.group("version"), m.group("gz") is not None, m.group("ext"))
 
     def parse_manifest(self, basename: str) -> str | None:
         m = re.fullmatch(re.escape(self.name) + "_" + _VERSION_RE + r"\.manifest\.json", basename)

@@ -2,31 +2,26 @@
 
 ::
 
-    event loop's thread             compressor thread          uploader thread
-    pull a batch of records, --q1-> local CSV, sha256,  --q2-> Writer.write
-    to_csv_row, CsvFormatter,       gzip, sha256              (multipart parts)
-    encode (1 MiB chunks)
+    source stage (producers)        compressor thread          uploader thread
+    records: batches of rows, --q1-> local CSV, sha256,  --q2-> Writer.write
+    CsvFormatter (loop thread);     gzip, sha256              (multipart parts)
+    Arrow: pyarrow kernels (thread);
+    a file: read once (thread)
 
-Each queue holds at most :data:`QUEUE_DEPTH` chunks of about 1 MiB, so memory
-is bounded by the queues, one batch of :data:`~csvpublish.rows.BATCH_ROWS`
-records and one multipart part, whatever the number of rows. Records are
+Each queue holds at most :data:`~csvpublish.handoff.QUEUE_DEPTH` chunks of about
+1 MiB, so memory is bounded by the queues, one batch (or one Arrow slice of
+about 4 MiB) and one multipart part, whatever the number of rows. Records are
 formatted on the thread that pulls them, while they are still in its cache.
-Formatting holds the GIL; zlib/isal, hashlib and socket I/O release it,
-so on two cores the wall time approaches the source plus formatting alone.
-
-For an existing file, a reader thread replaces the formatting and counts
-records as it reads (``\\n`` outside quotes), so the file is read once.
+Formatting holds the GIL (Arrow's kernels do not); zlib/isal, hashlib and
+socket I/O release it, so on two cores the wall time approaches the source plus
+formatting alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import csv
 import hashlib
-import io
-import queue
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,17 +30,12 @@ from typing import Any
 from fsspec.callbacks import Callback, NoOpCallback
 
 from .compression import GzipCompressor
-from .errors import InputError, MissingInputError
-from .rows import BATCH_ROWS, CsvFormatter, RecordCounter, batches, plan_rows, resolve_source
+from .dialect import Dialect
+from .handoff import CHUNK_BYTES, DONE, Aborted, Flow, Found
+from .producers import Plan, produce
 from .storage import Writer
 from .storage.local import local_writer
 from .storage.translate import translate
-
-QUEUE_DEPTH = 2
-POLL_SECONDS = 0.05
-"""How often a waiting stage checks the abort flag."""
-CHUNK_BYTES = 2**20
-_DONE = object()
 
 
 @dataclass
@@ -73,48 +63,10 @@ class StreamStats:
     sha256: str
     pending_local: Writer | None = None
     """With ``commit_local=False``: the local CSV, written but not yet committed."""
-
-
-class _Aborted(Exception):
-    pass
-
-
-@dataclass
-class _Found:
-    """What the source stage learns on its way: the header and, at the end, the record count."""
-
-    columns: list[str] = field(default_factory=list)
-    records: int | None = None
-
-
-class _Flow:
-    """Shared abort flag and bounded hand-offs between the stages."""
-
-    def __init__(self, *, uploads: bool) -> None:
-        self.abort = threading.Event()
-        self.csv: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
-        """CSV bytes, from the formatter (or the file reader) to the compressor."""
-        self.stored: queue.Queue[Any] | None = queue.Queue(QUEUE_DEPTH) if uploads else None
-        """Stored (compressed) bytes, from the compressor to the uploader; None without a sink."""
-
-    def put(self, q: queue.Queue[Any], item: Any) -> None:
-        while True:
-            if self.abort.is_set():
-                raise _Aborted
-            try:
-                q.put(item, timeout=POLL_SECONDS)
-                return
-            except queue.Full:
-                continue
-
-    def get(self, q: queue.Queue[Any]) -> Any:
-        while True:
-            if self.abort.is_set():
-                raise _Aborted
-            try:
-                return q.get(timeout=POLL_SECONDS)
-            except queue.Empty:
-                continue
+    column_types: list[str | None] | None = None
+    """The source's type of each column, where it has them."""
+    dialect: Dialect = field(default_factory=Dialect)
+    """How the CSV is written (for a file: its delimiter and header as told, its line ends and BOM as found)."""
 
 
 class _Bytes:
@@ -149,10 +101,12 @@ class _Bytes:
         self.stored_size += len(out)
         return out
 
-    def stats(self, found: _Found, *, pending_local: Writer | None) -> StreamStats:
+    def stats(self, found: Found, *, pending_local: Writer | None) -> StreamStats:
         return StreamStats(
             record_count=found.records,
             columns=found.columns,
+            column_types=found.types,
+            dialect=found.dialect,
             csv_size=self.csv_size,
             csv_sha256=self.csv_hash.hexdigest(),
             size=self.stored_size,
@@ -172,6 +126,7 @@ async def run(
     sink: Writer | None = None,
     compressor: GzipCompressor | None = None,
     progress: Progress | None = None,
+    dialect: Dialect | None = None,
 ) -> StreamStats:
     """Run one pass from ``source`` (records) or ``csv_file`` (an existing CSV).
 
@@ -183,7 +138,7 @@ async def run(
     and ``local_path`` is left as it was.
     """
     progress = progress or Progress()
-    flow = _Flow(uploads=sink is not None)
+    flow = Flow(uploads=sink is not None)
     try:
         local = local_writer(str(local_path)) if local_path is not None else None
     except BaseException:
@@ -191,17 +146,15 @@ async def run(
             await asyncio.to_thread(sink.discard)
         raise
     state = _Bytes(local, compressor)
-    found = _Found()
+    found = Found()
     pool = _StagePool(flow)
     pool.submit(_compress_stage, flow, state)
     if sink is not None:
         pool.submit(_upload_stage, flow, sink, progress.uploaded)
     try:
-        if csv_file is not None:
-            pool.submit(_read_file_stage, Path(csv_file), flow, found, progress.rows)
-        else:
-            plan = _Plan(headers=headers, escape_formulas=escape_formulas, rows_callback=progress.rows)
-            await _format_records(source, plan, flow=flow, found=found, failed=pool.failed)
+        plan = Plan(headers, escape_formulas, progress.rows, dialect or Dialect())
+        path = Path(csv_file) if csv_file is not None else None
+        await produce(source, path, plan, flow=flow, found=found, submit=pool.submit, failed=pool.failed)
         await pool.wait()
         if local is not None and commit_local:
             await asyncio.to_thread(local.commit)
@@ -212,7 +165,7 @@ async def run(
             local.discard()
         if sink is not None:
             await asyncio.to_thread(sink.discard)
-        if isinstance(exc, _Aborted) and failure is not None:
+        if isinstance(exc, Aborted) and failure is not None:
             raise failure from None
         raise
     finally:
@@ -220,33 +173,33 @@ async def run(
     return state.stats(found, pending_local=None if commit_local else local)
 
 
-def _compress_stage(flow: _Flow, state: _Bytes) -> None:
+def _compress_stage(flow: Flow, state: _Bytes) -> None:
     """Feed each CSV chunk to the local file, the hashes and gzip; pass the stored bytes on in ~1 MiB chunks."""
     q_bytes, q_stored = flow.csv, flow.stored
     pending: list[bytes] = []
     pending_size = 0
     while True:
         chunk = flow.get(q_bytes)
-        out = state.finish() if chunk is _DONE else state.feed(chunk)
+        out = state.finish() if chunk is DONE else state.feed(chunk)
         q_bytes.task_done()  # the formatter stops handing over the GIL once no chunk is unfinished
         if q_stored is not None and out:
             pending.append(out)
             pending_size += len(out)
-        if q_stored is not None and pending and (pending_size >= CHUNK_BYTES or chunk is _DONE):
+        if q_stored is not None and pending and (pending_size >= CHUNK_BYTES or chunk is DONE):
             flow.put(q_stored, b"".join(pending))
             pending, pending_size = [], 0
-        if chunk is _DONE:
+        if chunk is DONE:
             if q_stored is not None:
-                flow.put(q_stored, _DONE)
+                flow.put(q_stored, DONE)
             return
 
 
-def _upload_stage(flow: _Flow, sink: Writer, uploaded: Callback) -> None:
+def _upload_stage(flow: Flow, sink: Writer, uploaded: Callback) -> None:
     """Write the stored bytes to the sink (multipart parts), translating its failures."""
     assert flow.stored is not None
     while True:
         chunk = flow.get(flow.stored)
-        if chunk is _DONE:
+        if chunk is DONE:
             return
         try:
             sink.write(chunk)
@@ -258,7 +211,7 @@ def _upload_stage(flow: _Flow, sink: Writer, uploaded: Callback) -> None:
 class _StagePool:
     """Threads running the stages; a failing stage raises the shared abort flag."""
 
-    def __init__(self, flow: _Flow) -> None:
+    def __init__(self, flow: Flow) -> None:
         self.flow = flow
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=3, thread_name_prefix="csvpublish")
         self.futures: list[concurrent.futures.Future[None]] = []
@@ -286,100 +239,9 @@ class _StagePool:
     async def first_failure(self) -> BaseException | None:
         results = await asyncio.gather(*(asyncio.wrap_future(f) for f in self.futures), return_exceptions=True)
         for result in results:
-            if isinstance(result, BaseException) and not isinstance(result, _Aborted):
+            if isinstance(result, BaseException) and not isinstance(result, Aborted):
                 return result
         return None
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False)
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """How records become CSV: the header, formula escaping, and who hears of each batch."""
-
-    headers: Sequence[str] | None
-    escape_formulas: bool
-    rows_callback: Callback
-
-
-async def _format_records(source: Any, plan: _Plan, *, flow: _Flow, found: _Found, failed: Callable[[], bool]) -> None:
-    """Pull records in small batches and format them here, on the event loop's thread.
-
-    Formatting where the records are produced keeps them in this core's cache,
-    and a sync iterator may hold objects bound to this thread (a sqlite3
-    cursor). The bytes go to the compressor thread in chunks of about
-    :data:`CHUNK_BYTES`; the loop runs its other tasks between chunks.
-    """
-    headers, rows_callback, q_bytes = plan.headers, plan.rows_callback, flow.csv
-    rows = await resolve_source(source)
-    if isinstance(rows, list):
-        rows_callback.set_size(len(rows))
-    formatter = CsvFormatter(others_waiting=lambda: q_bytes.unfinished_tasks > 0)
-    convert: Callable[[list[Any], int], list[Sequence[Any]]] | None = None
-    pending: list[bytes] = []
-    pending_size = 0
-    count = 0
-    async for batch in batches(rows, BATCH_ROWS):
-        if convert is None:
-            columns, convert = plan_rows(batch[0], headers, escape_formulas=plan.escape_formulas)
-            found.columns = columns
-            pending.append(formatter.format([columns]))
-        data = formatter.format(convert(batch, count + 1))
-        pending.append(data)
-        pending_size += len(data)
-        count += len(batch)
-        rows_callback.relative_update(len(batch))
-        if pending_size >= CHUNK_BYTES:
-            await _put_async(flow, q_bytes, b"".join(pending))
-            pending, pending_size = [], 0
-            await asyncio.sleep(0)  # let the event loop run its other tasks
-            if failed():  # a stage died: stop pulling the source
-                raise _Aborted
-    if convert is None:
-        if headers is None:
-            raise InputError(
-                "the source produced no rows and no headers were given: pass headers=[...] to write a header-only CSV"
-            )
-        found.columns = [str(h) for h in headers]
-        pending.append(formatter.format([found.columns]))
-    await _put_async(flow, q_bytes, b"".join(pending))
-    await _put_async(flow, q_bytes, _DONE)
-    found.records = count
-
-
-async def _put_async(flow: _Flow, q: queue.Queue[Any], item: Any) -> None:
-    """Hand ``item`` to a thread stage without blocking the event loop."""
-    try:
-        q.put_nowait(item)
-    except queue.Full:
-        await asyncio.to_thread(flow.put, q, item)
-
-
-def _read_file_stage(path: Path, flow: _Flow, found: _Found, callback: Callback) -> None:
-    """Read an existing CSV once: pass its bytes on, find its header and count its records."""
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below
-    except FileNotFoundError:
-        raise MissingInputError(f"{path}: no such CSV file; export it first or fix the path") from None
-    except IsADirectoryError:
-        raise InputError(f"{path} is a folder, not a CSV file") from None
-    with handle:
-        callback.set_size(path.stat().st_size)
-        counter = RecordCounter()
-        while chunk := handle.read(CHUNK_BYTES):
-            if not counter.last:
-                found.columns = _header_of(chunk)
-            counter.feed(chunk)
-            flow.put(flow.csv, chunk)
-            callback.relative_update(len(chunk))
-        found.records = counter.records
-    flow.put(flow.csv, _DONE)
-
-
-def _header_of(chunk: bytes) -> list[str]:
-    text = chunk.decode("utf-8", errors="replace")
-    try:
-        return next(csv.reader(io.StringIO(text, newline="")))
-    except (StopIteration, csv.Error):
-        return []

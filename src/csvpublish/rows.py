@@ -1,28 +1,24 @@
-"""Turn any supported source into CSV bytes, batch by batch.
+"""Rows into CSV bytes: the shape of a row source's records, and the formatter.
 
-A source is one of:
-
-* a sync or async iterable of records with ``to_csv_row()`` whose class has a
-  ``csv_headers()`` classmethod;
-* a sync or async iterable of mappings or dataclass instances;
-* a sync or async iterable of sequences (with ``headers=``);
-* an awaitable returning one of the above, or an object with
-  ``get_all_books_csv_data()`` (sync or async) returning one of them.
-
-Rows are pulled in batches of :data:`BATCH_ROWS`, so a streaming source is never
-held in memory whole. Values are written as :mod:`csv` writes them (excel dialect, ``\\r\\n``
-line ends); ``None`` becomes an empty field.
+Records are records with ``to_csv_row()`` (their class has ``csv_headers()``),
+mappings, dataclass instances or sequences; :mod:`csvpublish.sources` finds
+them in whatever the caller passed. Values are written as :mod:`csv` writes
+them: ``None`` is an empty field, a string is itself, anything else is its
+``str()`` (integers in decimal, ``True``/``False``, floats as Python's shortest
+round-trip form, dates and times in ISO 8601: ``2026-11-26``,
+``2026-11-26 05:37:08+00:00``). The Arrow path writes the same text
+(:mod:`csvpublish.columnar`).
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
-import inspect
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
+from .dialect import Dialect
 from .errors import InputError
 
 BATCH_ROWS = 100
@@ -41,60 +37,7 @@ class CsvRecord(Protocol):
     def to_csv_row(self) -> Sequence[Any]: ...
 
 
-@runtime_checkable
-class BookTracker(Protocol):
-    """An object like the pipeline's book tracker."""
-
-    def get_all_books_csv_data(self) -> Any: ...
-
-
-Rows: TypeAlias = "Iterable[Any] | AsyncIterable[Any]"
-Source: TypeAlias = "Rows | Awaitable[Rows] | BookTracker"
 Converter = Callable[[list[Any], int], list[Sequence[Any]]]
-
-
-async def resolve_source(source: Any) -> Iterable[Any] | AsyncIterable[Any]:
-    """Unwrap a tracker or an awaitable into the iterable of records it gives."""
-    if isinstance(source, BookTracker) and not isinstance(source, (Iterable, AsyncIterable)):
-        source = source.get_all_books_csv_data()
-    if inspect.isawaitable(source):
-        source = await source
-    if isinstance(source, (str, bytes, bytearray, Mapping)) or not isinstance(source, (Iterable, AsyncIterable)):
-        raise InputError(
-            f"cannot read rows from a {type(source).__name__}: pass an iterable (or async iterable) "
-            "of records, mappings, dataclasses or sequences, or an object with get_all_books_csv_data()"
-        )
-    return source
-
-
-async def batches(rows: Iterable[Any] | AsyncIterable[Any], size: int = BATCH_ROWS) -> AsyncIterator[list[Any]]:
-    """Yield lists of at most ``size`` records from a sync or async iterable."""
-    if isinstance(rows, AsyncIterable):
-        batch: list[Any] = []
-        async for item in rows:
-            batch.append(item)
-            if len(batch) >= size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-        return
-    if isinstance(rows, list):
-        for start in range(0, len(rows), size):
-            yield rows[start : start + size]
-        return
-    iterator = iter(rows)
-    while True:
-        batch = []
-        for item in iterator:
-            batch.append(item)
-            if len(batch) >= size:
-                break
-        if not batch:
-            return
-        yield batch
-        if len(batch) < size:
-            return
 
 
 def _dataclass_names(record: Any) -> list[str]:
@@ -221,16 +164,20 @@ class CsvFormatter:
     b'a,"b,c"\\r\\n1,\\r\\n'
     """
 
-    def __init__(self, others_waiting: Callable[[], bool] | None = None) -> None:
+    def __init__(self, others_waiting: Callable[[], bool] | None = None, dialect: Dialect | None = None) -> None:
+        self.dialect = dialect or Dialect()
         self._parts: list[str] = []
-        self._writer = csv.writer(_ListSink(self._parts))
+        self._writer = csv.writer(
+            _ListSink(self._parts), delimiter=self.dialect.delimiter, lineterminator=self.dialect.lineterminator
+        )
         self._others_waiting = others_waiting
 
     def format(self, rows: Iterable[Sequence[Any]]) -> bytes:
         rows = rows if isinstance(rows, list) else list(rows)
-        if rows and len(rows[0]) > 1 and len(set(map(len, rows))) == 1:
-            text = _format_columns(rows)
-        else:
+        widths = set(map(len, rows))
+        if len(widths) == 1 and rows and len(rows[0]) >= 1:
+            text = _format_columns(rows, self.dialect)
+        else:  # rows of different widths (never from a publish: every row has the header's width)
             self._writer.writerows(rows)
             text = "".join(self._parts)
             self._parts.clear()
@@ -245,8 +192,9 @@ class CsvFormatter:
             ) from None
 
 
-def _format_columns(rows: list[Sequence[Any]]) -> str:
-    """CSV text of rows of one width (two or more), built column by column."""
+def _format_columns(rows: list[Sequence[Any]], dialect: Dialect) -> str:
+    """CSV text of rows of one width, built column by column."""
+    sep, a, b, c = dialect.special
     columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
     for i, values in enumerate(columns):
         try:
@@ -254,14 +202,15 @@ def _format_columns(rows: list[Sequence[Any]]) -> str:
         except TypeError:  # None, numbers, other objects: convert as csv.writer does
             columns[i] = ["" if v is None else v if isinstance(v, str) else str(v) for v in values]
             joined = "".join(columns[i])
-        if "," in joined or '"' in joined or "\r" in joined or "\n" in joined:
+        if sep in joined or a in joined or b in joined or c in joined:
             columns[i] = [
-                '"' + v.replace('"', '""') + '"' if ("," in v or '"' in v or "\r" in v or "\n" in v) else v
-                for v in columns[i]
+                '"' + v.replace('"', '""') + '"' if (sep in v or a in v or b in v or c in v) else v for v in columns[i]
             ]
-    lines = list(map(",".join, zip(*columns, strict=True)))
+    if len(columns) == 1:  # a row whose only field is empty is written "", not as a blank line
+        columns[0] = [v or '""' for v in columns[0]]
+    lines = list(map(sep.join, zip(*columns, strict=True)))
     lines.append("")
-    return "\r\n".join(lines)
+    return dialect.lineterminator.join(lines)
 
 
 class _ListSink:
@@ -298,7 +247,8 @@ class RecordCounter:
     2
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, header: bool = True) -> None:
+        self.header = header
         self.lines = 0
         self.in_quotes = False
         self.last = b""
@@ -312,4 +262,4 @@ class RecordCounter:
     def records(self) -> int:
         """Records so far, a last one without a line end included, the header row excluded."""
         lines = self.lines + (1 if self.last and self.last != b"\n" else 0)
-        return max(lines - 1, 0)
+        return max(lines - 1, 0) if self.header else lines

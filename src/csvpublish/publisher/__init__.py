@@ -27,6 +27,7 @@ from typing import Any
 
 from csvpublish._sync import run_sync
 from csvpublish.compression import DEFAULT_LEVEL, GzipCompressor
+from csvpublish.dialect import Dialect
 from csvpublish.errors import InputError, MissingInputError, SnapshotRejectedError
 from csvpublish.manifest import Manifest
 from csvpublish.naming import Layout, validate_name
@@ -69,6 +70,12 @@ class Publisher:
         retry: the retry policy of transient storage errors (ignored when ``destination`` is a :class:`Storage`).
         lock_timeout: seconds to wait for another publisher to finish replacing the latest.
         stale_after: age after which another machine's unfinished publish counts as dead.
+        delimiter: ``","`` (default), ``"\\t"`` (publishes ``.tsv``), ``";"`` or ``"|"``.
+        lineterminator: ``"\\r\\n"`` (default) or ``"\\n"``.
+        header: write the header row (default True).
+        bom: start the CSV with a UTF-8 byte-order mark, for Excel (default False).
+            For :meth:`publish_file` the delimiter and header describe the file; its
+            line ends and byte-order mark are read from it.
 
     Example:
         >>> publisher = Publisher("/tmp/books-out", name="books")
@@ -92,6 +99,10 @@ class Publisher:
         retry: RetryPolicy | None = None,
         lock_timeout: float = 120.0,
         stale_after: timedelta = timedelta(hours=12),
+        delimiter: str = ",",
+        lineterminator: str = "\r\n",
+        header: bool = True,
+        bom: bool = False,
     ) -> None:
         self.name = validate_name(name)
         if keep is not None and (not isinstance(keep, int) or keep < 1):
@@ -114,7 +125,8 @@ class Publisher:
         GzipCompressor(compression_level, compression_backend)  # fail early on a bad backend
         self.lock_timeout = lock_timeout
         self.stale_after = stale_after
-        self.layout = Layout(self.name, compression)
+        self.dialect = Dialect(delimiter=delimiter, lineterminator=lineterminator, header=header, bom=bom)
+        self.layout = Layout(self.name, compression, self.dialect.extension)
 
     def __repr__(self) -> str:
         return f"Publisher({self.storage.uri()!r}, name={self.name!r}, compression={self.compression})"
@@ -131,6 +143,7 @@ class Publisher:
             escape_formulas=self.escape_formulas,
             compression_level=self.compression_level,
             compression_backend=self.compression_backend,
+            dialect=self.dialect,
         )
         return PublishFlow(self._target(), options)
 

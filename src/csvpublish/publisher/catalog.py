@@ -48,7 +48,7 @@ class Catalog:
         taken = set()
         for entry in listing.archives:
             parsed = layout.parse_archive(entry.basename)
-            version = parsed[0] if parsed else layout.parse_manifest(entry.basename)
+            version = parsed.version if parsed else layout.parse_manifest(entry.basename)
             if version:
                 taken.add(version)
         return taken | self.reserved(listing.control)
@@ -109,8 +109,8 @@ class Catalog:
         found: list[tuple[str, bool, Entry]] = []
         for entry in listing.archives:
             parsed = layout.parse_archive(entry.basename)
-            if parsed is not None and parsed[0] not in in_flight:
-                found.append((*parsed, entry))
+            if parsed is not None and parsed.version not in in_flight:
+                found.append((parsed.version, parsed.compressed, entry))
         latest = await self.latest_manifest(quiet=True) if describe else None
         semaphore = asyncio.Semaphore(_DESCRIBE_AT_ONCE)
 

@@ -35,8 +35,9 @@ class Target:
     """Age after which another machine's unfinished publish counts as dead."""
 
     def layout_of(self, manifest: Manifest) -> Layout:
-        """The layout a version was published with (compressed or not)."""
-        return Layout(self.name, manifest.compression is not None)
+        """The layout a version was published with (compressed or not, ``.csv`` or ``.tsv``)."""
+        parsed = self.layout.parse_archive(basename(manifest.archive))
+        return Layout.of(self.name, parsed) if parsed else Layout(self.name, manifest.compression is not None)
 
     def result(
         self, manifest: Manifest, *, local_path: str | os.PathLike[str] | None = None, **flags: Any

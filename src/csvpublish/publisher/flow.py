@@ -16,7 +16,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 from csvpublish import pipeline
 from csvpublish._version import library_version
 from csvpublish.compression import DEFAULT_LEVEL, GzipCompressor
+from csvpublish.dialect import Dialect
 from csvpublish.errors import SnapshotRejectedError
 from csvpublish.manifest import Manifest, utc_iso
 from csvpublish.pipeline import Progress, StreamStats
@@ -51,6 +52,7 @@ class PublishOptions:
     escape_formulas: bool = False
     compression_level: int = DEFAULT_LEVEL
     compression_backend: str | None = None
+    dialect: Dialect = field(default_factory=Dialect)
 
     def compressor(self) -> GzipCompressor | None:
         return GzipCompressor(self.compression_level, self.compression_backend) if self.compression else None
@@ -132,6 +134,7 @@ class PublishFlow:
             sink=writer,
             compressor=compressor,
             progress=source.progress,
+            dialect=self.options.dialect,
         )
         local = stats.pending_local
         try:
@@ -172,6 +175,8 @@ class PublishFlow:
             columns=stats.columns,
             library=library_version(),
             compressor=f"{compressor.backend}-{compressor.level}" if compressor else None,
+            column_types=stats.column_types,
+            dialect=stats.dialect.to_dict(),
         )
 
     def _refusal(self, stats: StreamStats) -> str | None:

@@ -56,7 +56,8 @@ class Maintenance:
         measured = await measure(st, info.path, compressed)
         if measured.csv_sha256 is None or measured.records is None:
             raise IntegrityError(f"{info.uri} is not a readable {'gzip ' if compressed else ''}CSV; cannot restore it")
-        layout = Layout(self.target.name, compressed)
+        parsed = self.layout.parse_archive(basename(info.path))
+        layout = Layout.of(self.target.name, parsed) if parsed else Layout(self.target.name, compressed)
         manifest = Manifest(
             name=self.target.name,
             version=info.version,
@@ -140,7 +141,9 @@ class Maintenance:
     def _is_dead_archive(self, entry: Entry, dead: set[str], present: set[str]) -> bool:
         """An archive a dead publish committed before its manifest: not a version."""
         parsed = self.layout.parse_archive(entry.basename)
-        return bool(parsed and parsed[0] in dead and basename(self.layout.archive_manifest(parsed[0])) not in present)
+        return bool(
+            parsed and parsed.version in dead and basename(self.layout.archive_manifest(parsed.version)) not in present
+        )
 
     async def _is_orphan_manifest(self, entry: Entry, live: set[str], present: set[str]) -> bool:
         """A manifest whose archive is gone (a prune or a failed publish cut short)."""
@@ -148,7 +151,7 @@ class Maintenance:
         return version is not None and version not in live and not await self._has_archive(version, present)
 
     async def _has_archive(self, version: str, present: set[str]) -> bool:
-        layouts = [Layout(self.target.name, compressed) for compressed in (True, False)]
+        layouts = self.layout.variants()
         if any(basename(layout.archive(version)) in present for layout in layouts):
             return True
         # a listing is not a snapshot: ask again before calling it gone
@@ -158,7 +161,7 @@ class Maintenance:
         """Abort an unfinished upload of an archive whose publish is not alive; its URI when aborted."""
         st = self.target.storage
         parsed = self.layout.parse_archive(basename(key))
-        if parsed is None or parsed[0] in live:
+        if parsed is None or parsed.version in live:
             return None
         try:
             await st.abort_upload(key, upload_id)

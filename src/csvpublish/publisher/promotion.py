@@ -92,11 +92,11 @@ class Promoter:
             if current is not None or first:
                 await quietly(self._put_back(layout, current), "putting the previous latest back")
             raise
-        if current is not None and current.compression != manifest.compression:
+        old = self.target.layout_of(current).latest if current is not None else layout.latest
+        if old != layout.latest:
             # the other format's latest is no longer described by any manifest: never leave it stale
-            other = Layout(self.target.name, manifest.compression is None).latest
-            logger.warning("compression changed: removing the stale %s", st.uri(other))
-            await quietly(st.delete(other), f"removing the stale {other}")
+            logger.warning("compression or delimiter changed: removing the stale %s", st.uri(old))
+            await quietly(st.delete(old), f"removing the stale {old}")
         return True
 
     async def _copy(self, manifest: Manifest, layout: Layout) -> None:

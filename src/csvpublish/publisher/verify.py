@@ -7,6 +7,7 @@ import hashlib
 import zlib
 from dataclasses import dataclass
 
+from csvpublish.dialect import Dialect
 from csvpublish.errors import IntegrityError, StorageNotFoundError, VersionNotFoundError
 from csvpublish.manifest import Manifest
 from csvpublish.results import VerifyReport, VersionInfo
@@ -30,11 +31,11 @@ class Measurement:
     """Data records of the CSV; None when it could not be read."""
 
 
-async def measure(storage: Storage, rel: str, compressed: bool) -> Measurement:
+async def measure(storage: Storage, rel: str, compressed: bool, *, header: bool = True) -> Measurement:
     """Stream ``rel`` once: stored size and sha256, and the CSV's sha256 and record count."""
 
     def read() -> Measurement:
-        stored, plain, counter = hashlib.sha256(), hashlib.sha256(), RecordCounter()
+        stored, plain, counter = hashlib.sha256(), hashlib.sha256(), RecordCounter(header=header)
         inflate = zlib.decompressobj(wbits=31) if compressed else None
         size, broken = 0, False
         with storage.open_reader(rel) as handle:
@@ -73,7 +74,8 @@ class Verifier:
         problems: list[str] = []
         notes: list[str] = []
         try:
-            measured: Measurement | None = await measure(st, rel, manifest.compression is not None)
+            header = Dialect.from_dict(manifest.dialect).header
+            measured: Measurement | None = await measure(st, rel, manifest.compression is not None, header=header)
         except (StorageNotFoundError, FileNotFoundError):
             problems.append(f"{st.uri(rel)} is missing")
             measured = None

@@ -1,0 +1,122 @@
+"""Arrow record batches into CSV bytes, column by column, in pyarrow's compute kernels.
+
+No Python object is made per value for string, integer, boolean and null
+columns: each column becomes one Arrow string array (cast, formula-escaped,
+quoted where it holds the delimiter, a quote, CR or LF), the columns are
+joined row by row with the delimiter, and the CSV bytes of a slice are the
+data buffer of that one array. Every other type (floats, decimals, dates,
+times, timestamps, binary, nested) is written as its Python value's ``str()``,
+so a value gives the same text here as in a row (:mod:`csvpublish.rows`).
+The kernels release the GIL, so formatting overlaps compression.
+
+>>> import pyarrow as pa
+>>> batch = pa.record_batch({"a": ["x", "y,z", None], "n": [1, None, 3], "ok": [True, False, None]})
+>>> bytes(ArrowFormatter(batch.schema).format(batch))
+b'x,1,True\\r\\n"y,z",,False\\r\\n,3,\\r\\n'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from .dialect import Dialect
+from .rows import FORMULA_PREFIXES
+
+SLICE_BYTES = 4 * 2**20
+"""Rows are formatted in slices of about this much CSV: memory stays bounded whatever a batch holds."""
+MAX_SLICE_ROWS = 65_536
+
+_TEXT, _NATIVE, _BOOL, _NULL, _PYTHON = "text", "native", "bool", "null", "python"
+
+
+def _kind(pa: Any, data_type: Any) -> str:
+    """How a column of this type becomes text."""
+    types = pa.types
+    if types.is_dictionary(data_type):
+        return _kind(pa, data_type.value_type)
+    if types.is_string(data_type) or types.is_large_string(data_type) or types.is_string_view(data_type):
+        return _TEXT
+    if types.is_integer(data_type):
+        return _NATIVE
+    if types.is_boolean(data_type):
+        return _BOOL
+    if types.is_null(data_type):
+        return _NULL
+    return _PYTHON
+
+
+class ArrowFormatter:
+    """Formats the record batches of one schema as CSV in one dialect.
+
+    Args:
+        schema: the ``pyarrow.Schema`` of the batches.
+        dialect: delimiter and line ends (the header and BOM are the caller's).
+        escape_formulas: prefix string cells starting with ``= + - @``, tab or CR with ``'``.
+    """
+
+    def __init__(self, schema: Any, dialect: Dialect | None = None, *, escape_formulas: bool = False) -> None:
+        import pyarrow
+        import pyarrow.compute
+
+        self.pa, self.pc = pyarrow, pyarrow.compute
+        self.dialect = dialect or Dialect()
+        self.kinds = [_kind(pyarrow, field.type) for field in schema]
+        self.escape_formulas = escape_formulas
+        self._needs_quotes = "[" + re.escape("".join(self.dialect.special)) + "]"
+        self._formula = "^[" + re.escape("".join(FORMULA_PREFIXES)) + "]"
+        text = pyarrow.large_string()
+        self._s = {v: pyarrow.scalar(v, text) for v in ("", '"', '""', "'", "True", "False")}
+        self._delimiter = pyarrow.scalar(self.dialect.delimiter, text)
+        self._terminator = pyarrow.scalar(self.dialect.lineterminator, text)
+
+    def slices(self, batch: Any) -> Iterator[Any]:
+        """``batch`` in slices of about :data:`SLICE_BYTES` of CSV."""
+        rows = batch.num_rows
+        if rows == 0:
+            return
+        per_row = max(1, batch.nbytes // rows + len(self.kinds))
+        step = max(1, min(MAX_SLICE_ROWS, SLICE_BYTES // per_row))
+        for start in range(0, rows, step):
+            yield batch.slice(start, step)
+
+    def format(self, batch: Any) -> memoryview:
+        """The CSV bytes of ``batch``'s rows (no header), without a copy of the joined text."""
+        pc, s = self.pc, self._s
+        columns = [self._text(batch.column(i), kind) for i, kind in enumerate(self.kinds)]
+        if len(columns) == 1:  # a row whose only field is empty is written "", not as a blank line
+            columns[0] = pc.if_else(pc.equal(columns[0], s[""]), s['""'], columns[0])
+        lines = pc.binary_join_element_wise(*columns, self._delimiter)
+        lines = pc.binary_join_element_wise(lines, s[""], self._terminator)
+        return _data(lines)
+
+    def _text(self, column: Any, kind: str) -> Any:
+        """One column as a large_string array without nulls, escaped and quoted."""
+        pa, pc, s = self.pa, self.pc, self._s
+        if pa.types.is_dictionary(column.type):
+            column = column.dictionary_decode()
+        if kind == _PYTHON:
+            column = pa.array([None if v is None else str(v) for v in column.to_pylist()], pa.large_string())
+        elif kind == _BOOL:
+            column = pc.if_else(column, s["True"], s["False"])
+        elif kind == _NULL:
+            column = pa.nulls(len(column), pa.large_string())
+        column = pc.cast(column, pa.large_string())
+        if kind == _TEXT and self.escape_formulas:
+            formula = pc.match_substring_regex(column, self._formula)
+            column = pc.if_else(formula, pc.binary_join_element_wise(s["'"], column, s[""]), column)
+        if kind in (_TEXT, _PYTHON):
+            needs = pc.match_substring_regex(column, self._needs_quotes)
+            if pc.any(needs).as_py():
+                quoted = pc.binary_join_element_wise(s['"'], pc.replace_substring(column, '"', '""'), s['"'], s[""])
+                column = pc.if_else(needs, quoted, column)
+        return pc.fill_null(column, s[""])
+
+
+def _data(lines: Any) -> memoryview:
+    """The bytes of a large_string array's values, end to end (its data buffer between its offsets)."""
+    offsets = memoryview(lines.buffers()[1]).cast("q")
+    start, end = offsets[lines.offset], offsets[lines.offset + len(lines)]
+    data = lines.buffers()[2]
+    return memoryview(data)[start:end] if data is not None else memoryview(b"")
