@@ -24,7 +24,7 @@ from typing import Any
 from .dialect import Dialect
 from .rows import FORMULA_PREFIXES
 
-SLICE_BYTES = 4 * 2**20
+SLICE_BYTES = 8 * 2**20
 """Rows are formatted in slices of about this much CSV: memory stays bounded whatever a batch holds."""
 MAX_SLICE_ROWS = 65_536
 
@@ -66,10 +66,11 @@ class ArrowFormatter:
         self.escape_formulas = escape_formulas
         self._needs_quotes = "[" + re.escape("".join(self.dialect.special)) + "]"
         self._formula = "^[" + re.escape("".join(FORMULA_PREFIXES)) + "]"
-        text = pyarrow.large_string()
+        text = pyarrow.string()  # slices stay far below 2 GiB of text: 32-bit offsets suffice
         self._s = {v: pyarrow.scalar(v, text) for v in ("", '"', '""', "'", "True", "False")}
         self._delimiter = pyarrow.scalar(self.dialect.delimiter, text)
         self._terminator = pyarrow.scalar(self.dialect.lineterminator, text)
+        self._special = [c.encode() for c in self.dialect.special]
 
     def slices(self, batch: Any) -> Iterator[Any]:
         """``batch`` in slices of about :data:`SLICE_BYTES` of CSV."""
@@ -84,39 +85,50 @@ class ArrowFormatter:
     def format(self, batch: Any) -> memoryview:
         """The CSV bytes of ``batch``'s rows (no header), without a copy of the joined text."""
         pc, s = self.pc, self._s
+        if not self.kinds:  # rows without columns: one empty line each, as csv.writer writes them
+            return memoryview(self.dialect.lineterminator.encode() * batch.num_rows)
         columns = [self._text(batch.column(i), kind) for i, kind in enumerate(self.kinds)]
         if len(columns) == 1:  # a row whose only field is empty is written "", not as a blank line
             columns[0] = pc.if_else(pc.equal(columns[0], s[""]), s['""'], columns[0])
-        lines = pc.binary_join_element_wise(*columns, self._delimiter)
-        lines = pc.binary_join_element_wise(lines, s[""], self._terminator)
-        return _data(lines)
+        # the line end goes onto the last field: one column copied again, not every line
+        columns[-1] = pc.binary_join_element_wise(columns[-1], s[""], self._terminator)
+        return _data(pc.binary_join_element_wise(*columns, self._delimiter))
 
     def _text(self, column: Any, kind: str) -> Any:
-        """One column as a large_string array without nulls, escaped and quoted."""
+        """One column as a string array without nulls, escaped and quoted."""
         pa, pc, s = self.pa, self.pc, self._s
         if pa.types.is_dictionary(column.type):
             column = column.dictionary_decode()
         if kind == _PYTHON:
-            column = pa.array([None if v is None else str(v) for v in column.to_pylist()], pa.large_string())
+            column = pa.array([None if v is None else str(v) for v in column.to_pylist()], pa.string())
         elif kind == _BOOL:
             column = pc.if_else(column, s["True"], s["False"])
         elif kind == _NULL:
-            column = pa.nulls(len(column), pa.large_string())
-        column = pc.cast(column, pa.large_string())
+            column = pa.nulls(len(column), pa.string())
+        if column.type != pa.string():
+            column = pc.cast(column, pa.string())
         if kind == _TEXT and self.escape_formulas:
             formula = pc.match_substring_regex(column, self._formula)
             column = pc.if_else(formula, pc.binary_join_element_wise(s["'"], column, s[""]), column)
-        if kind in (_TEXT, _PYTHON):
+        if kind in (_TEXT, _PYTHON) and self._has_special(column):
             needs = pc.match_substring_regex(column, self._needs_quotes)
-            if pc.any(needs).as_py():
-                quoted = pc.binary_join_element_wise(s['"'], pc.replace_substring(column, '"', '""'), s['"'], s[""])
-                column = pc.if_else(needs, quoted, column)
-        return pc.fill_null(column, s[""])
+            quoted = pc.binary_join_element_wise(s['"'], pc.replace_substring(column, '"', '""'), s['"'], s[""])
+            column = pc.if_else(needs, quoted, column)
+        return pc.fill_null(column, s[""]) if column.null_count else column
+
+    def _has_special(self, column: Any) -> bool:
+        """Whether any value holds a character that needs quoting: one memchr per character over the values."""
+        data = column.buffers()[2]
+        if data is None:
+            return False
+        offsets = memoryview(column.buffers()[1]).cast("i")
+        values = bytes(memoryview(data)[offsets[column.offset] : offsets[column.offset + len(column)]])
+        return any(char in values for char in self._special)
 
 
 def _data(lines: Any) -> memoryview:
-    """The bytes of a large_string array's values, end to end (its data buffer between its offsets)."""
-    offsets = memoryview(lines.buffers()[1]).cast("q")
+    """The bytes of a string array's values, end to end (its data buffer between its offsets)."""
+    offsets = memoryview(lines.buffers()[1]).cast("i")
     start, end = offsets[lines.offset], offsets[lines.offset + len(lines)]
     data = lines.buffers()[2]
     return memoryview(data)[start:end] if data is not None else memoryview(b"")

@@ -32,6 +32,8 @@ def make_publisher(args: argparse.Namespace, destination: str, options: dict[str
             keep=args.keep,
             skip_unchanged=args.skip_unchanged,
             min_records=args.min_records,
+            delimiter=args.delimiter,
+            header=args.header,
         )
     return Publisher(destination, name=args.name, storage_options=options or None)
 

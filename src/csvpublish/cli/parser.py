@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from csvpublish._version import version
+from csvpublish.dialect import DELIMITERS
 from csvpublish.errors import InputError
 from csvpublish.storage.registry import with_endpoint
 
@@ -67,6 +68,15 @@ def _non_negative_int(text: str) -> int:
     value = _int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def _delimiter(text: str) -> str:
+    """A delimiter by name (``tab``) or as itself (``;``)."""
+    names = {name: char for char, name in DELIMITERS.items()}
+    value = names.get(text.lower(), "\t" if text == "\\t" else text)
+    if value not in DELIMITERS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(names)}")
     return value
 
 
@@ -170,7 +180,8 @@ def _add_publish(sub: Any, common: argparse.ArgumentParser) -> None:
         "Prints where the latest and the archive are, with record count and size.",
         example="  csvpublish publish books.csv ./published\n"
         "  csvpublish publish books.csv s3://my-bucket/exports --keep 30 --min-records 1000\n"
-        "  csvpublish publish books.csv s3://my-bucket/exports --endpoint-url http://localhost:9000 --json",
+        "  csvpublish publish books.csv s3://my-bucket/exports --endpoint-url http://localhost:9000 --json\n"
+        "  csvpublish publish books.tsv ./published --delimiter tab",
     )
     p.add_argument("file", metavar="FILE.csv", help="the CSV file to publish")
     p.add_argument(
@@ -185,6 +196,14 @@ def _add_publish(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--min-records", metavar="N", type=_non_negative_int, help="refuse a snapshot with fewer than N data rows"
     )
+    p.add_argument(
+        "--delimiter",
+        metavar="D",
+        type=_delimiter,
+        default=",",
+        help="the file's delimiter: comma (default), tab (publishes .tsv), semicolon or pipe",
+    )
+    p.add_argument("--no-header", dest="header", action="store_false", help="the file has no header row")
 
 
 def _add_versions(sub: Any, common: argparse.ArgumentParser) -> None:
