@@ -9,8 +9,9 @@
     a file: read once (thread)
 
 Each queue holds at most :data:`~csvpublish.handoff.QUEUE_DEPTH` chunks of about
-1 MiB, so memory is bounded by the queues, one batch (or one Arrow slice of
-about 4 MiB) and one multipart part, whatever the number of rows. Records are
+1 MiB (Arrow slices of about 8 MiB, so the next one is formatted while one
+compresses), so memory is bounded by the queues, one batch or slice and one
+multipart part, whatever the number of rows. Records are
 formatted on the thread that pulls them, while they are still in its cache.
 Formatting holds the GIL (Arrow's kernels do not); zlib/isal, hashlib and
 socket I/O release it, so on two cores the wall time approaches the source plus
