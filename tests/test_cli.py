@@ -262,7 +262,24 @@ BAD_USAGE = [
     ["publish", "books.csv", "dest", "--storage-option", "no-equals-sign"],
     ["publish", "books.csv", "dest", "--endpoint-url", "http://127.0.0.1:9"],
     ["versions", "s3://bucket/x", "--name", "books", "--endpoint-url", "127.0.0.1:9000"],
+    ["publish", "books.csv", "dest", "--delimiter", "x"],
 ]
+
+
+def test_publish_a_tab_separated_file_without_a_header(tmp_path: Path) -> None:
+    """--delimiter tab publishes .tsv.gz; --no-header counts every line; the manifest has the file's dialect."""
+    path = tmp_path / "books.tsv"
+    path.write_bytes(b"B1\tDune\nB2\t\"Emma\tx\"\n")
+    dest = tmp_path / "dest"
+    result = ok_json(run("publish", str(path), str(dest), "--delimiter", "tab", "--no-header", "--json"))
+    assert result["latest_uri"].endswith("books_latest.tsv.gz")
+    assert (result["record_count"], result["columns"]) == (2, [])
+    assert gzip.decompress((dest / "books_latest.tsv.gz").read_bytes()) == path.read_bytes()
+    manifest = json.loads((dest / "books_latest.manifest.json").read_text())
+    assert manifest["dialect"]["delimiter"] == "\t"
+    assert manifest["dialect"]["header"] is False
+    assert manifest["dialect"]["lineTerminator"] == "\n"
+    assert ok_json(run("verify", str(dest), "--name", "books", "--json"))["ok"]
 
 
 def test_bad_usage_exits_2(tmp_path: Path, books: Path) -> None:
