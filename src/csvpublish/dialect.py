@@ -45,19 +45,9 @@ class Dialect:
             raise InputError(f"lineterminator {self.lineterminator!r} is not supported: use '\\r\\n' or '\\n'")
 
     @property
-    def is_default(self) -> bool:
-        return self == Dialect()
-
-    @property
     def extension(self) -> str:
         """``.tsv`` for tab-separated values, ``.csv`` otherwise."""
         return ".tsv" if self.delimiter == "\t" else ".csv"
-
-    @property
-    def media_type(self) -> str:
-        """``text/tab-separated-values`` or ``text/csv``, with the charset."""
-        kind = "text/tab-separated-values" if self.delimiter == "\t" else "text/csv"
-        return f"{kind}; charset=utf-8"
 
     @property
     def special(self) -> tuple[str, ...]:
