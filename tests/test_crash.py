@@ -46,7 +46,7 @@ KILL_POINTS: list[tuple[str, str, str | None, int | None, str]] = [
     ("copy to latest", "copy", r"_latest\.csv", None, "old"),
     ("latest manifest", "manifest", r"_latest\.manifest", None, "new"),
     ("lock release", "delete", r"latest\.lock$", None, "new"),
-    ("reservation release", "delete", r"\d\.lock$", None, "new"),
+    ("reservation release", "delete", r"\d\.lock$", None, "either"),  # released alongside the copy
 ]
 TIMED_KILLS = [0.3, 0.7]
 # kills that leave an upload open: a multipart upload on S3, a temp file in a local folder
@@ -172,10 +172,10 @@ def test_a_killed_publish_leaves_a_verifiable_latest_and_no_leftovers(
 
         if label in MID_UPLOAD:
             assert run.left_open(), f"{label}: the kill should have left an upload open"
-        if label == "archive manifest":  # a committed archive without its manifest is never listed as a version
+        if label == "archive manifest":
+            # killed while the archive and its manifest are committed together: a half is never a version
             objects = run.objects()
             bare = {v for v in run.archived(objects) if f"timestamped/{NAME}_{v}.manifest.json" not in objects}
-            assert bare
             assert not bare & {info.version for info in run.publisher.versions_sync()}
 
         report = run.publisher.verify_sync()

@@ -26,7 +26,9 @@ async def test_s3_uploads_the_bytes_once_and_copies_the_latest(make_destination:
     assert faults.bytes == result.size  # every data byte uploaded exactly once
     archive = f"timestamped/books_{result.version}.csv.gz"
     assert {path for op, path in faults.log if op == "upload"} == {f"meta/{archive}"}
-    assert [path for op, path in faults.log if op == "copy"] == ["meta/books_latest.csv.gz"]
+    # besides the probe of conditional copies, which copies the reservation marker onto itself once per process
+    copies = [path for op, path in faults.log if op == "copy" and "/.csvpublish/" not in path]
+    assert copies == ["meta/books_latest.csv.gz"]
     assert destination.read("books_latest.csv.gz") == destination.read(archive)
     st = destination.reader()
     assert st.fs.info(st.path("books_latest.csv.gz"))["ETag"] == st.fs.info(st.path(archive))["ETag"]

@@ -75,9 +75,7 @@ class Attempts:
         raise self._translate(exc, self._what) from exc
 
 
-def call(
-    policy: RetryPolicy | None, what: str, op: Callable[[], T], *, transient: Classify, translate: Translate
-) -> T:
+def call(policy: RetryPolicy | None, what: str, op: Callable[[], T], *, transient: Classify, translate: Translate) -> T:
     """Run a blocking ``op`` under ``policy`` (``None``: once, translating its failure)."""
     attempts = Attempts(policy, what, transient, translate)
     while True:

@@ -72,7 +72,6 @@ class MaskingStream:
         return getattr(self._stream, name)
 
 
-
 @dataclass(frozen=True)
 class Output:
     """Where and how a command reports."""
@@ -93,7 +92,6 @@ class Output:
         """Print the result as one JSON object on stdout, with ``--json``."""
         if self.json:
             print(json.dumps(obj, ensure_ascii=False, default=str), file=self.out)
-
 
 
 def size_text(n: int) -> str:

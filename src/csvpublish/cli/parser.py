@@ -27,10 +27,8 @@ def parse_value(raw: str) -> Any:
         return raw
 
 
-
 class UsageError(Exception):
     """Bad arguments found after parsing; reported like argparse's own errors (exit 2)."""
-
 
 
 def storage_options(items: Sequence[str], endpoint_url: str | None, destination: str) -> dict[str, Any]:
@@ -54,7 +52,6 @@ def storage_options(items: Sequence[str], endpoint_url: str | None, destination:
         return with_endpoint(destination, options, endpoint_url)
     except InputError as exc:
         raise UsageError(f"--endpoint-url: {exc}") from None
-
 
 
 def _positive_int(text: str) -> int:
@@ -141,7 +138,6 @@ def _subcommand(
     )
     parser.set_defaults(subparser=parser)
     return parser
-
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from csvpublish.errors import IntegrityError, StorageNotFoundError, VersionNotFoundError
 from csvpublish.manifest import Manifest
-from csvpublish.naming import ARCHIVE_DIR, CONTROL_DIR, version_time
+from csvpublish.naming import ARCHIVE_DIR, CONTROL_DIR, Layout, version_time
 from csvpublish.results import VersionInfo
 from csvpublish.storage import Entry
 
@@ -19,6 +19,25 @@ logger = logging.getLogger("csvpublish")
 
 _DESCRIBE_AT_ONCE = 16
 """Manifests read at once when :meth:`Catalog.versions` adds record counts."""
+
+
+@dataclass(frozen=True)
+class LatestSeen:
+    """The latest object and its manifest as one publisher read them, with the tags a compare-and-swap names."""
+
+    tag: str | None
+    """The latest object's tag; None when there is no latest."""
+    object_version: str | None
+    """The version the latest object's own metadata names (None for a latest written without it)."""
+    manifest: Manifest | None
+    """The latest manifest (None when absent or unreadable)."""
+    manifest_tag: str | None
+    """The latest manifest's tag; None when it does not exist."""
+
+    @property
+    def version(self) -> str | None:
+        """The version the latest holds: its own metadata's, else its manifest's."""
+        return self.object_version or (self.manifest.version if self.manifest else None)
 
 
 @dataclass(frozen=True)
@@ -93,6 +112,29 @@ class Catalog:
                 logger.warning("%s is not a valid manifest; ignoring it", st.uri(rel))
                 return None
             raise
+
+    async def latest_seen(self, layout: Layout | None = None) -> LatestSeen:
+        """The latest's tag and version and its manifest with its tag: two requests at once.
+
+        For backends with :attr:`~csvpublish.storage.Capabilities.conditional_copy` only.
+        """
+        st, layout = self.target.storage, layout or self.layout
+
+        async def manifest() -> tuple[Manifest | None, str | None]:
+            try:
+                tagged = await st.read_tagged(layout.latest_manifest)
+            except (StorageNotFoundError, FileNotFoundError):
+                return None, None
+            try:
+                return Manifest.from_json(tagged.data, st.uri(layout.latest_manifest)), tagged.tag
+            except IntegrityError:
+                logger.warning("%s is not a valid manifest; it will be replaced", st.uri(layout.latest_manifest))
+                return None, tagged.tag
+
+        state, (found, tag) = await asyncio.gather(st.state(layout.latest), manifest())
+        if state is None:
+            return LatestSeen(None, None, found, tag)
+        return LatestSeen(state.tag, state.metadata.get("version") or None, found, tag)
 
     # --- versions ----------------------------------------------------------------------
 

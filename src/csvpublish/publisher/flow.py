@@ -1,13 +1,19 @@
-"""The publish flow: reserve a version, stream it to its archive, commit, write its manifest, promote it.
+"""The publish flow: reserve a version, stream it to its archive, commit it with its manifest, promote it.
 
-::
+Round trips of an uncontended publish that fits in one part, each line's requests sent at once
+(docs/guarantees.md)::
 
-    reserve      .csvpublish/<name>_<version>.lock        (lease.Leases.reserve)
-    stream       rows -> CSV -> gzip -> archive upload     (pipeline.run, one pass)
-    commit       the archive appears whole, if absent       (Writer.commit, beside the local CSV's)
-    manifest     timestamped/<name>_<version>.manifest.json
-    promote      copy to the latest + its manifest, under the lease (promotion.Promoter)
-    release      the reservation; then keep= pruning and, if others left anything, cleanup()
+    1 begin      reserve .csvpublish/<name>_<version>.lock; list that second's archives and the
+                 control folder; check the bucket; read the latest's tag and its manifest
+      stream     rows -> CSV -> gzip, in memory up to a part             (pipeline.run, one pass)
+    2 commit     PUT the archive (if absent) + its manifest; probe conditional writes (once per
+                 process); take the lease unless they are known to be enforced
+    3 promote    copy the archive over the latest (compare-and-swap where enforced) + release the
+                 reservation                                              (promotion.Promoter)
+    4 describe   PUT the latest manifest (compare-and-swap where enforced)
+    (lease only) read the latest under the lease before 3; release the lease after 4
+
+then keep= pruning and, if others left anything in the control folder, cleanup().
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,14 +35,26 @@ from csvpublish.errors import SnapshotRejectedError
 from csvpublish.manifest import Manifest, utc_iso
 from csvpublish.pipeline import Progress, StreamStats
 from csvpublish.results import PublishResult
-from csvpublish.storage import PART_SIZE, Writer
+from csvpublish.storage import PART_SIZE, Writer, conditions
 from csvpublish.storage.translate import translate
 
-from .catalog import Catalog
+from .catalog import Catalog, LatestSeen
 from .common import Target, quietly
-from .lease import Leases, Reservation
+from .lease import Held, Leases, Marker, Reservation
 from .maintenance import Maintenance
-from .promotion import Promoter
+from .promotion import Alongside, Promoter
+
+JSON = "application/json"
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def _manifest_only(read: Awaitable[Manifest | None]) -> LatestSeen:
+    """The latest as a backend without tags shows it: its manifest alone."""
+    return LatestSeen(None, None, await read, None)
+
 
 logger = logging.getLogger("csvpublish")
 
@@ -76,6 +94,10 @@ class _Archived:
     manifest: Manifest
     unchanged: bool = False
     """``skip_unchanged`` found these bytes already latest: nothing was written, ``manifest`` is the latest's."""
+    enforced: bool = False
+    """The service enforces conditional copies and writes: the latest is replaced by compare-and-swap alone."""
+    held: Held | None = None
+    """The latest's lease, taken while the archive was committed (unless conditions were known to hold)."""
 
 
 class PublishFlow:
@@ -89,16 +111,23 @@ class PublishFlow:
 
     async def run(self, source: Source) -> PublishResult:
         st, layout = self.target.storage, self.target.layout
-        await st.check()
-        reservation = await self.leases.reserve(datetime.now(timezone.utc))
+        reservation, seen = await self._begin(datetime.now(timezone.utc))
+        released = False
+
+        async def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                await self.leases.release(reservation)
+
         try:
-            archived = await self._archive(reservation, source)
+            archived = await self._archive(reservation, source, seen)
             if archived.unchanged:
                 return self.target.result(
                     archived.manifest, skipped=True, latest_updated=False, local_path=source.local_path
                 )
             manifest = archived.manifest
-            updated = await Promoter(self.target).promote(manifest, check_order=True)
+            updated = await self._promote(archived, seen, release)
             logger.info(
                 "published %s: %s records, %d bytes, sha256 %s",
                 st.uri(layout.latest) if updated else st.uri(manifest.archive),
@@ -107,15 +136,50 @@ class PublishFlow:
                 manifest.sha256[:12],
             )
         finally:
-            await self.leases.release(reservation)
+            await release()
         maintenance = Maintenance(self.target)
         pruned = await maintenance.prune(self.options.keep) if self.options.keep else []
         if reservation.others:  # every interrupted publish leaves its reservation or a lock there until cleaned
             await quietly(maintenance.cleanup(), "cleanup after publish")
         return self.target.result(manifest, latest_updated=updated, pruned=pruned, local_path=source.local_path)
 
-    async def _archive(self, reservation: Reservation, source: Source) -> _Archived:
-        """Stream the source into the reserved archive, then commit it and write its manifest."""
+    async def _begin(self, started: datetime) -> tuple[Reservation, LatestSeen | None]:
+        """Reserve the version, check the bucket and read the latest, all at once."""
+        st, catalog = self.target.storage, self.catalog
+        if st.capabilities.conditional_copy:
+            look: Awaitable[LatestSeen | None] = catalog.latest_seen()
+        elif self.options.skip_unchanged:
+            look = _manifest_only(catalog.latest_manifest(quiet=True))
+        else:
+            look = _nothing()
+        checked, reserved, seen = await asyncio.gather(
+            st.check(), self.leases.reserve(started), look, return_exceptions=True
+        )
+        if isinstance(reserved, BaseException):
+            raise checked if isinstance(checked, BaseException) else reserved
+        for failed in (checked, seen):
+            if isinstance(failed, BaseException):
+                await self.leases.release(reserved)
+                raise failed
+        assert not isinstance(seen, BaseException)
+        return reserved, seen
+
+    async def _promote(self, archived: _Archived, seen: LatestSeen | None, release: Alongside) -> bool:
+        """Replace the latest: by compare-and-swap where enforced, else under the lease."""
+        promoter = Promoter(self.target)
+        if not archived.enforced:
+            return await promoter.promote(archived.manifest, check_order=True, held=archived.held, alongside=release)
+        held = archived.held
+
+        async def alongside() -> None:
+            await release()
+            if held is not None:  # taken while the probe ran: not needed after all
+                await self.leases.release_latest(held)
+
+        return await promoter.swap(archived.manifest, seen, alongside)
+
+    async def _archive(self, reservation: Reservation, source: Source, seen: LatestSeen | None) -> _Archived:
+        """Stream the source into the reserved archive, then commit it with its manifest."""
         st, layout = self.target.storage, self.target.layout
         archive = layout.archive(reservation.version)
         writer = await asyncio.to_thread(
@@ -140,8 +204,8 @@ class PublishFlow:
         try:
             manifest = self._manifest(reservation.version, stats, compressor)
             reason = self._refusal(stats)
-            current = await self._unchanged(stats) if reason is None else None
-            if current is not None:
+            current = seen.manifest if seen is not None else None
+            if reason is None and self.options.skip_unchanged and current and current.sha256 == stats.sha256:
                 await asyncio.to_thread(writer.discard)
                 await _commit_local(local)
                 logger.info("%s unchanged (sha256 %s); nothing written", st.uri(layout.latest), stats.sha256[:12])
@@ -149,14 +213,12 @@ class PublishFlow:
             if reason is not None:
                 await _commit_local(local)  # the local CSV is an export of the rows, refused or not
                 raise SnapshotRejectedError(f"{reason}; the current latest is untouched")
-            await self._commit(writer, local, archive)
         except BaseException:
-            await asyncio.to_thread(writer.discard)  # a no-op after a commit
+            await asyncio.to_thread(writer.discard)
             if local is not None:
-                local.discard()  # a no-op after a commit: the temp file is gone
+                local.discard()
             raise
-        await self._write_manifest(manifest)
-        return _Archived(manifest)
+        return await self._commit(writer, local, manifest, reservation)
 
     def _manifest(self, version: str, stats: StreamStats, compressor: GzipCompressor | None) -> Manifest:
         layout = self.target.layout
@@ -188,38 +250,46 @@ class PublishFlow:
             return f"the snapshot has {stats.record_count} records, fewer than min_records={minimum}"
         return None
 
-    async def _unchanged(self, stats: StreamStats) -> Manifest | None:
-        """With ``skip_unchanged``, the latest's manifest when it already has these bytes."""
-        if not self.options.skip_unchanged:
-            return None
-        current = await self.catalog.latest_manifest(quiet=True)
-        return current if current is not None and current.sha256 == stats.sha256 else None
+    async def _commit(
+        self, writer: Writer, local: Writer | None, manifest: Manifest, reservation: Reservation
+    ) -> _Archived:
+        """Commit the archive, its manifest and the local CSV at once, with the probe and the lease beside them.
 
-    async def _commit(self, writer: Writer, local: Writer | None, archive: str) -> None:
-        """Commit the archive and the local CSV at the same time; a failed local commit takes the archive back."""
-        st = self.target.storage
-        # once only: a failed commit has discarded the upload, and repeating it could not bring it back
-        archive_done, local_done = await asyncio.gather(
+        The reservation keeps the version out of listings until both the
+        archive and its manifest are there. Any failure takes them all back.
+        """
+        st, archive = self.target.storage, manifest.archive
+        known = conditions.known(st)
+        held: Held | None = None
+
+        async def lease() -> None:
+            nonlocal held
+            if known is not True:  # the lease is needed unless the conditions are known to be enforced
+                held = await self.leases.acquire(Marker.new(manifest.version))
+
+        # the archive's commit runs once: a failed commit has discarded the upload, and repeating it could not help
+        outcome = await asyncio.gather(
             asyncio.to_thread(st.blocking, st.uri(archive), writer.commit, retry=False),
             _commit_local(local),
+            st.write_bytes(
+                self.target.layout.archive_manifest(manifest.version), manifest.to_json(), content_type=JSON
+            ),
+            st.enforces_conditions(self.target.layout.reservation(manifest.version), reservation.marker),
+            lease(),
             return_exceptions=True,
         )
-        if isinstance(archive_done, BaseException):
-            raise archive_done
-        if isinstance(local_done, BaseException):
-            await quietly(st.delete(archive))  # no manifest yet: not a version, nobody reads it
-            raise local_done
-
-    async def _write_manifest(self, manifest: Manifest) -> None:
-        """The archive's manifest: from here on, the archive is a version."""
-        st, rel = self.target.storage, self.target.layout.archive_manifest(manifest.version)
-        try:
-            await st.write_bytes(rel, manifest.to_json(), content_type="application/json")
-        except BaseException:
-            # an archive without its manifest is no version; the manifest may have landed unacknowledged
-            await quietly(st.delete(rel))
-            await quietly(st.delete(manifest.archive))
-            raise
+        failed = [o for o in outcome[:3] + outcome[4:] if isinstance(o, BaseException)]
+        if failed:
+            await asyncio.to_thread(writer.discard)  # a no-op after a commit
+            if local is not None:
+                local.discard()  # a no-op after a commit: the temp file is gone
+            if not isinstance(outcome[0], BaseException):  # no version without its manifest and its local CSV
+                await quietly(st.delete(archive))
+            await quietly(st.delete(self.target.layout.archive_manifest(manifest.version)))
+            if held is not None:
+                await self.leases.release_latest(held)
+            raise failed[0]
+        return _Archived(manifest, enforced=outcome[3] is True, held=held)
 
 
 async def _commit_local(local: Writer | None) -> None:

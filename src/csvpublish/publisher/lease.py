@@ -24,9 +24,9 @@ from typing import Any
 
 from csvpublish.errors import ConflictError, StorageNotFoundError
 from csvpublish.manifest import utc_iso
-from csvpublish.naming import ARCHIVE_DIR, next_version
+from csvpublish.naming import ARCHIVE_DIR, CONTROL_DIR, next_version, version_id
 
-from .catalog import Catalog
+from .catalog import Catalog, Listing
 from .common import HOST, Target, basename, pid_alive, quietly
 
 logger = logging.getLogger("csvpublish")
@@ -123,6 +123,19 @@ class Reservation:
     version: str
     others: bool
     """The control folder held something else: other publishes in flight, or leftovers of dead ones."""
+    marker: bytes = b""
+    """The bytes of the reservation object (the probe of conditional writes rewrites them as they are)."""
+
+
+@dataclass(frozen=True)
+class Held:
+    """The latest's lease, held."""
+
+    marker: Marker
+    broken: Marker | None
+    """A dead holder's marker, when its lock was broken on the way: its promotion may be unfinished."""
+    since: float
+    """``time.monotonic()`` when it was taken."""
 
 
 class Leases:
@@ -161,19 +174,36 @@ class Leases:
     # --- reservations -------------------------------------------------------------------
 
     async def reserve(self, started: datetime) -> Reservation:
-        """Claim a fresh version identifier with a conditional create of its reservation."""
+        """Claim a fresh version identifier with a conditional create of its reservation.
+
+        One round trip when the second is free: the reservation of the second's
+        first name is created while the archives of that second alone and the
+        control folder (in-flight publishes, never the history) are listed.
+        """
         st, layout = self.target.storage, self.layout
+        version = version_id(started)
         for _ in range(RESERVE_TRIES):
-            listing = await self.catalog.listing()
-            version = next_version(started, self.catalog.taken(listing))
-            if not await self._create(layout.reservation(version), Marker.new(version)):
-                continue
-            if await st.exists(layout.archive(version)):  # written by someone who skipped the lock
-                await st.delete(layout.reservation(version))
-                started = started + timedelta(seconds=1)
-                continue
+            marker = Marker.new(version)
+            found = await asyncio.gather(
+                self._create(layout.reservation(version), marker),
+                st.list_prefix(ARCHIVE_DIR, f"{self.target.name}_{version[:15]}"),
+                st.list(CONTROL_DIR),
+                return_exceptions=True,
+            )
+            created, archives, control = found
+            if isinstance(archives, BaseException) or isinstance(control, BaseException):
+                if created is True:
+                    await quietly(st.delete(layout.reservation(version)))
+                raise archives if isinstance(archives, BaseException) else control  # type: ignore[misc]
+            if isinstance(created, BaseException):
+                raise created
             mine = basename(layout.reservation(version))
-            return Reservation(version, any(entry.basename != mine for entry in listing.control))
+            taken = self.catalog.taken(Listing(archives, [e for e in control if e.basename != mine]))
+            if created and next_version(started, taken) == version:
+                return Reservation(version, any(e.basename != mine for e in control), marker.to_json())
+            if created:  # a name at or after ours is used in this second: ours would sort out of order
+                await st.delete(layout.reservation(version))
+            version = next_version(started, taken | {version})
         raise ConflictError(f"{st.uri(ARCHIVE_DIR)}: could not reserve a version name; too many publishers at once")
 
     async def release(self, reservation: Reservation) -> None:
@@ -188,6 +218,14 @@ class Leases:
         Yields the marker of a dead holder whose lock was broken on the way, if
         any: its promotion may have stopped between its copy and its manifest.
         """
+        held = await self.acquire(marker)
+        try:
+            yield held.broken
+        finally:
+            await self.release_latest(held)
+
+    async def acquire(self, marker: Marker) -> Held:
+        """Take the lease on replacing the latest, waiting up to ``lock_timeout`` for a live holder."""
         st, path = self.target.storage, self.layout.latest_lock
         deadline = time.monotonic() + self.target.lock_timeout
         wait = LEASE_POLL_FIRST
@@ -213,10 +251,16 @@ class Leases:
                 )
             await asyncio.sleep(wait)
             wait = min(wait * 2, LEASE_POLL_MAX)
-        try:
-            yield broken
-        finally:
-            await quietly(self._release(path, marker), "releasing the lock")
+        return Held(marker, broken, time.monotonic())
+
+    async def release_latest(self, held: Held) -> None:
+        """Give the lease back: one delete while it is young, since nobody breaks a lease younger than half
+        :attr:`lease_limit`; an older one is first read, so another holder's lock is never deleted."""
+        path = self.layout.latest_lock
+        if time.monotonic() - held.since < self.lease_limit.total_seconds() / 2:
+            await quietly(self.target.storage.delete(path), "releasing the lock")
+        else:
+            await quietly(self._release(path, held.marker), "releasing the lock")
 
     async def _release(self, rel: str, marker: Marker) -> None:
         if await self.holds(rel, marker):

@@ -15,7 +15,18 @@
 
 from __future__ import annotations
 
-from .backend import PART_SIZE, Backend, Capabilities, WriteOptions, Writer, committing
+from .backend import PART_SIZE, Backend, Capabilities, ObjectState, Tagged, WriteOptions, Writer, committing
 from .core import Entry, Storage
 
-__all__ = ["PART_SIZE", "Backend", "Capabilities", "Entry", "Storage", "WriteOptions", "Writer", "committing"]
+__all__ = [
+    "PART_SIZE",
+    "Backend",
+    "Capabilities",
+    "Entry",
+    "ObjectState",
+    "Storage",
+    "Tagged",
+    "WriteOptions",
+    "Writer",
+    "committing",
+]

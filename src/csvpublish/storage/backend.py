@@ -58,9 +58,11 @@ class Capabilities:
     """Temp files are written by processes of this machine, so the pid in a temp name tells whether its writer lives."""
     endpoint_url: bool = False
     """An endpoint URL can be given (an S3-compatible store, a GCS emulator): see :meth:`Backend.with_endpoint`."""
-    # Seams for the next capabilities; False until a backend implements them (docs/architecture.md).
     conditional_copy: bool = False
-    """A server-side copy with a precondition on the destination: a compare-and-swap of the latest."""
+    """Copies and small writes can carry a precondition on the destination's tag (:attr:`WriteOptions.if_match`),
+    and :meth:`Backend.state` reads that tag: the latest can be replaced by compare-and-swap. Whether the
+    service enforces the precondition is probed (:meth:`~csvpublish.Storage.enforces_conditions`), never assumed."""
+    # Seams for the next capabilities; False until a backend implements them (docs/architecture.md).
     presigned_urls: bool = False
     """Read URLs signed for a limited time, for readers without credentials."""
     parallel_parts: bool = False
@@ -76,6 +78,27 @@ class WriteOptions:
     """Create only if absent: a conditional create."""
     metadata: dict[str, str] = field(default_factory=dict)
     """User metadata, where the backend keeps it (:attr:`Capabilities.user_metadata`)."""
+    if_match: str | None = None
+    """Write only if the destination still has this tag (:attr:`ObjectState.tag`): a compare-and-swap.
+    Sent only by backends with :attr:`Capabilities.conditional_copy`; with ``exclusive``, only if absent."""
+
+
+@dataclass(frozen=True)
+class ObjectState:
+    """What a conditional write names an object by, and its user metadata, from one metadata request."""
+
+    tag: str
+    """The ETag (S3, Azure) or generation (GCS) a write's :attr:`WriteOptions.if_match` names."""
+    metadata: dict[str, str] = field(default_factory=dict)
+    """User metadata, keys lower-cased."""
+
+
+@dataclass(frozen=True)
+class Tagged:
+    """A small object's bytes with its tag, read in one request."""
+
+    data: bytes
+    tag: str
 
 
 @dataclass(frozen=True)
@@ -213,11 +236,46 @@ class Backend:
         """
         raise NotImplementedError
 
-    async def copy(self, src: str, dst: str, options: WriteOptions) -> None:
-        """Copy ``src`` over ``dst``, replacing it in one step, with ``options``' content type and metadata."""
+    async def copy(self, src: str, dst: str, options: WriteOptions, size: int | None = None) -> None:
+        """Copy ``src`` over ``dst``, replacing it in one step, with ``options``' content type and metadata.
+
+        ``size`` is the source's size when the caller knows it (saves a metadata request).
+        """
         await self.call("cp_file", src, dst)
 
+    # --- conditional writes (Capabilities.conditional_copy) --------------------------------
+
+    stale_tag: ClassVar[str] = ""
+    """A tag no object has: a write conditional on it must be refused where conditions are enforced."""
+
+    async def state(self, full: str) -> ObjectState | None:
+        """The tag and user metadata of ``full``; None when it does not exist."""
+        raise NotImplementedError(f"{type(self).__name__} has no conditional writes")
+
+    async def read_tagged(self, full: str) -> Tagged:
+        """``full``'s bytes and tag from one request; FileNotFoundError when it does not exist."""
+        raise NotImplementedError(f"{type(self).__name__} has no conditional writes")
+
+    def endpoint(self) -> str:
+        """Which service this filesystem talks to (an endpoint URL), for what is learned once per endpoint."""
+        return ""
+
     # --- reading -----------------------------------------------------------------------
+
+    async def list_prefix(self, folder: str, prefix: str) -> list[dict[str, Any]]:
+        """The files directly in ``folder`` whose names start with ``prefix`` (fsspec ``ls`` entries).
+
+        Object stores list only those keys (one request for up to 1,000), so the cost does not grow
+        with the rest of the folder; this default lists the folder and filters.
+        """
+        try:
+            items = await self.call("ls", folder, detail=True)
+        except FileNotFoundError:
+            return []
+        start = f"{folder}/{prefix}" if folder else prefix
+        return [
+            i for i in items if i.get("type") != "directory" and self.fs._strip_protocol(i["name"]).startswith(start)
+        ]
 
     async def metadata(self, full: str) -> dict[str, Any]:
         """The user metadata of ``full``, as the backend reports it."""

@@ -30,7 +30,8 @@ from csvpublish.credentials import redactor
 from csvpublish.errors import InputError, MissingBackendError, StorageNotFoundError
 from csvpublish.retry import RetryPolicy
 
-from .backend import PART_SIZE, Backend, Capabilities, Upload, WriteOptions, Writer, committing
+from . import conditions
+from .backend import PART_SIZE, Backend, Capabilities, ObjectState, Tagged, Upload, WriteOptions, Writer, committing
 from .registry import backend_class, install_hint, protocol_of
 from .translate import is_transient, translate
 
@@ -209,6 +210,16 @@ class Storage:
 
         return await self.retrying(self.uri(rel), op)
 
+    async def list_prefix(self, rel: str, prefix: str) -> builtins.list[Entry]:
+        """Files in folder ``rel`` named ``prefix...``: on object stores, a listing of those keys alone."""
+        full = self.path(rel)
+
+        async def op() -> list[Entry]:
+            self.fs.invalidate_cache(full)
+            return [self._entry(item) for item in await self.backend.list_prefix(full, prefix)]
+
+        return await self.retrying(self.uri(rel), op)
+
     async def list(self, rel: str = "") -> builtins.list[Entry]:
         """Files directly inside folder ``rel``; an absent folder lists as empty."""
         full = self.path(rel)
@@ -250,15 +261,22 @@ class Storage:
         await self.retrying(self.uri(rel), op)
 
     async def write_bytes(
-        self, rel: str, data: bytes, *, content_type: str | None = None, exclusive: bool = False
+        self,
+        rel: str,
+        data: bytes,
+        *,
+        content_type: str | None = None,
+        exclusive: bool = False,
+        if_match: str | None = None,
     ) -> None:
         """Write a small object atomically.
 
-        With ``exclusive=True`` the write fails with :class:`FileExistsError` when
-        ``rel`` exists, using the backend's conditional create (S3
-        ``If-None-Match: *``, GCS ``ifGenerationMatch=0``, a hard link locally).
+        ``exclusive=True``: :class:`FileExistsError` when ``rel`` exists (S3 ``If-None-Match: *``,
+        GCS ``ifGenerationMatch=0``, a hard link locally). ``if_match`` (a tag from :meth:`state`):
+        :class:`FileExistsError` unless ``rel`` still has it, where that is enforced (:meth:`enforces_conditions`).
         """
-        full, options = self.path(rel), WriteOptions(content_type=content_type, exclusive=exclusive)
+        options = WriteOptions(content_type=content_type, exclusive=exclusive, if_match=if_match)
+        full = self.path(rel)
         await self.retrying(self.uri(rel), lambda: self.backend.write_bytes(full, data, options))
 
     async def upload_file(
@@ -281,18 +299,46 @@ class Storage:
         *,
         content_type: str | None = None,
         metadata: dict[str, str] | None = None,
+        size: int | None = None,
+        if_match: str | None = None,
+        if_absent: bool = False,
     ) -> None:
         """Server-side copy ``src`` to ``dst``, replacing ``dst`` atomically.
 
         S3 uses CopyObject (setting ``content_type`` and ``metadata`` on the copy),
         GCS a rewrite, a local folder a copy to a temp file then a rename. The
-        bytes never pass through this machine on object stores.
+        bytes never pass through this machine on object stores. ``size``, the
+        source's size if known, saves a metadata request. ``if_match`` /
+        ``if_absent`` make it a compare-and-swap on the destination (backends with
+        :attr:`Capabilities.conditional_copy`; :class:`FileExistsError` when it lost).
         """
         full_src, full_dst = self.path(src), self.path(dst)
-        options = WriteOptions(content_type=content_type, metadata=dict(metadata or {}))
+        options = WriteOptions(
+            content_type=content_type, metadata=dict(metadata or {}), if_match=if_match, exclusive=if_absent
+        )
         what = f"copy {self.uri(src)} -> {self.uri(dst)}"
-        await self.retrying(what, lambda: self.backend.copy(full_src, full_dst, options))
+        await self.retrying(what, lambda: self.backend.copy(full_src, full_dst, options, size))
         self.fs.invalidate_cache(full_dst)
+
+    # --- compare-and-swap ----------------------------------------------------------------
+
+    async def state(self, rel: str) -> ObjectState | None:
+        """``rel``'s tag and user metadata (one metadata request); None when it does not exist."""
+        full = self.path(rel)
+        return await self.retrying(self.uri(rel), lambda: self.backend.state(full))
+
+    async def read_tagged(self, rel: str) -> Tagged:
+        """``rel``'s bytes and tag from one request; :class:`StorageNotFoundError` when it does not exist."""
+        full = self.path(rel)
+        return await self.retrying(self.uri(rel), lambda: self.backend.read_tagged(full))
+
+    async def enforces_conditions(self, scratch: str, data: bytes) -> bool:
+        """Whether the service refuses a copy and a write conditional on a tag the object does not have.
+
+        Probed once per endpoint and bucket per process (:func:`~csvpublish.storage.conditions.probe`)
+        on ``scratch``, an object of the caller's holding ``data``.
+        """
+        return await conditions.enforced(self, scratch, data)
 
     async def metadata(self, rel: str) -> dict[str, str]:
         """User metadata of ``rel`` where the backend keeps it (S3, GCS), else ``{}``."""

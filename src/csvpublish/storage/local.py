@@ -41,7 +41,7 @@ class LocalBackend(Backend):
     def open_writer(self, full: str, options: WriteOptions, part_size: int, run: RunBlocking | None) -> Writer:
         return LocalWriter(self.fs, full, options.exclusive)
 
-    async def copy(self, src: str, dst: str, options: WriteOptions) -> None:
+    async def copy(self, src: str, dst: str, options: WriteOptions, size: int | None = None) -> None:
         await asyncio.to_thread(_copy, self.fs, src, dst)
 
 
