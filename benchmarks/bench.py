@@ -211,7 +211,17 @@ class Result:
 
 
 def child_env() -> dict[str, str]:
+    """The children's environment: no AWS or proxy settings of the caller, and this process's csvpublish.
+
+    The folder this process imported csvpublish from goes first on ``PYTHONPATH`` (absolute),
+    so a child measures the same sources (a worktree's ``src``, not an editable install's).
+    """
+    import csvpublish
+
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("AWS_", "HTTP_PROXY", "HTTPS_PROXY"))}
+    src = str(Path(csvpublish.__file__).resolve().parent.parent)
+    rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != src]
+    env["PYTHONPATH"] = os.pathsep.join([src, *rest])
     env.update(
         AWS_ACCESS_KEY_ID="bench",
         AWS_SECRET_ACCESS_KEY="bench",
