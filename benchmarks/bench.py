@@ -3,6 +3,7 @@
     python benchmarks/bench.py            # 100k and 1M rows (long: about an hour on 2 cores)
     python benchmarks/bench.py --quick    # 100k rows only
     python benchmarks/bench.py --quick --modes frames --targets s3   # issue 12: frames, Arrow, a cursor
+    python benchmarks/bench.py --modes latency                       # issue 13: 1,000 rows, 20 ms a request
 
 Each measurement runs in a fresh process; contenders are interleaved round-robin;
 the tables report medians. See benchmarks/README.md for what each contender does
@@ -683,9 +684,10 @@ def checks_latency(results: dict[Any, list[Result]], rows: int = LATENCY_ROWS) -
         seen = [r.extra["proxy"] for r in rs if "proxy" in r.extra]
         if name.startswith("latency-csvpublish") and seen and delays:
             depth, wall = median([s["depth"] for s in seen]), median([r.wall for r in rs])
+            waits = depth * delays[-1] / 1000
             out.append(Check(None, f"{at}: {name}: {median([s['requests'] for s in seen]):.0f} requests in the "
                                    f"clock, {depth:.0f} one after another: {depth:.0f} × {delays[-1]:g} ms = "
-                                   f"{depth * delays[-1] / 1000:.2f} s of its {wall:.3f} s is waiting", note=True))
+                                   f"{waits:.2f} s, the least of its {wall:.3f} s spent waiting", note=True))
     return out
 # fmt: on
 
