@@ -291,6 +291,13 @@ def prepare_bucket(case: Case, fixture: Fixture, server: S3Server | None, proxy:
     return proxy.endpoint
 
 
+def proxy_seen(proxy: DelayProxy | None, data: dict[str, Any]) -> dict[str, Any]:
+    """The latency mode: the delay, and what the proxy saw inside the child's clock (``data["window"]``)."""
+    if proxy is None or "window" not in data:
+        return {}
+    return {"latency_ms": proxy.delay_ms, "proxy": asdict(proxy.log.stats(*data["window"]))}
+
+
 def run_case(
     case: Case, fixture: Fixture, server: S3Server | None, workroot: Path, verify: bool, proxy: DelayProxy | None = None
 ) -> Result:
@@ -327,10 +334,8 @@ def run_case(
             peak_rss=data.pop("peak_rss"),
             rss_before=data.pop("rss_before"),
             list_rss=data.pop("list_rss", None),
-            extra=data,
+            extra=data | proxy_seen(proxy, data),
         )
-        if proxy is not None and "window" in data:  # the latency mode: what the proxy saw inside the clock
-            data.update(latency_ms=proxy.delay_ms, proxy=asdict(proxy.log.stats(*data["window"])))
         latest_key = "meta/books_latest.csv.gz"
         if case.target == "s3":
             assert server is not None
