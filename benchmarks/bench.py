@@ -3,6 +3,7 @@
     python benchmarks/bench.py            # 100k and 1M rows (long: about an hour on 2 cores)
     python benchmarks/bench.py --quick    # 100k rows only
     python benchmarks/bench.py --quick --modes frames --targets s3   # issue 12: frames, Arrow, a cursor
+    python benchmarks/bench.py --modes latency                       # issue 13: 1,000 rows, 20 ms a request
 
 Each measurement runs in a fresh process; contenders are interleaved round-robin;
 the tables report medians. See benchmarks/README.md for what each contender does
@@ -37,13 +38,15 @@ sys.path.insert(0, str(HERE))
 
 from bookdata import Fixture, ensure_db, ensure_fixture, ensure_frame_sources  # noqa: E402
 from contenders import BY_NAME, CONTENDERS, Contender, Spec, run_child  # noqa: E402
+from latency import LATENCY_ROWS, MANY_VERSIONS, DelayProxy, latency_table, seed_versions  # noqa: E402
 
 MB = 1e6
 BUCKET = "bench"
-MODES = ("tracker", "prebuilt", "frames")
+MODES = ("tracker", "prebuilt", "frames", "latency")
 DEFAULT_MODES = ["tracker", "prebuilt"]
-"""The frames mode (issue 12) runs when asked for: ``--modes frames``, or ``--only`` one of its contenders."""
-BASELINE = {"tracker": "reference", "prebuilt": "reference", "frames": "pandas-frame"}
+"""The frames mode (issue 12) and the latency mode (issue 13) run when asked for: ``--modes frames``
+or ``--modes latency``, or ``--only`` one of their contenders."""
+BASELINE = {"tracker": "reference", "prebuilt": "reference", "frames": "pandas-frame", "latency": "latency-seed-plan"}
 """The contender each mode's "speed-up" column divides by."""
 RSS_BOUND = 50 * MB
 """The memory bound of the issue's targets (MB = 10**6 bytes throughout)."""
@@ -211,7 +214,17 @@ class Result:
 
 
 def child_env() -> dict[str, str]:
+    """The children's environment: no AWS or proxy settings of the caller, and this process's csvpublish.
+
+    The folder this process imported csvpublish from goes first on ``PYTHONPATH`` (absolute),
+    so a child measures the same sources (a worktree's ``src``, not an editable install's).
+    """
+    import csvpublish
+
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("AWS_", "HTTP_PROXY", "HTTPS_PROXY"))}
+    src = str(Path(csvpublish.__file__).resolve().parent.parent)
+    rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != src]
+    env["PYTHONPATH"] = os.pathsep.join([src, *rest])
     env.update(
         AWS_ACCESS_KEY_ID="bench",
         AWS_SECRET_ACCESS_KEY="bench",
@@ -258,8 +271,38 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def run_case(case: Case, fixture: Fixture, server: S3Server | None, workroot: Path, verify: bool) -> Result:
+def prepare_bucket(case: Case, fixture: Fixture, server: S3Server | None, proxy: DelayProxy | None) -> str | None:
+    """An S3 case's fresh bucket, with the versions its contender wants already there; the endpoint its child uses.
+
+    The latency mode's children go through the proxy; the versions are published straight
+    to the server first, and neither they nor the proxy's log of them count for the run.
+    """
+    if case.target != "s3":
+        return None
+    assert server is not None
+    server.fresh_bucket()
+    if case.contender.versions:
+        seed_versions(server.endpoint, server.client, BUCKET, str(fixture.csv), case.contender.versions)
+        server.counter.reset()
+    if case.mode != "latency":
+        return server.endpoint
+    assert proxy is not None
+    proxy.log.clear()
+    return proxy.endpoint
+
+
+def proxy_seen(proxy: DelayProxy | None, data: dict[str, Any]) -> dict[str, Any]:
+    """The latency mode: the delay, and what the proxy saw inside the child's clock (``data["window"]``)."""
+    if proxy is None or "window" not in data:
+        return {}
+    return {"latency_ms": proxy.delay_ms, "proxy": asdict(proxy.log.stats(*data["window"]))}
+
+
+def run_case(
+    case: Case, fixture: Fixture, server: S3Server | None, workroot: Path, verify: bool, proxy: DelayProxy | None = None
+) -> Result:
     work = Path(tempfile.mkdtemp(prefix="run-", dir=workroot))
+    endpoint = prepare_bucket(case, fixture, server, proxy)
     spec = Spec(
         contender=case.contender.name,
         mode=case.mode,
@@ -269,14 +312,11 @@ def run_case(case: Case, fixture: Fixture, server: S3Server | None, workroot: Pa
         csv=str(fixture.csv),
         gz=str(fixture.gz),
         work=str(work),
-        endpoint=server.endpoint if server and case.target == "s3" else None,
+        endpoint=endpoint,
         bucket=BUCKET if case.target == "s3" else None,
         flat_db=str(fixture.flat_db) if fixture.flat_db else None,
         arrow=str(fixture.arrow) if fixture.arrow else None,
     )
-    if case.target == "s3":
-        assert server is not None
-        server.fresh_bucket()
     try:
         proc = subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(asdict(spec))],
@@ -294,7 +334,7 @@ def run_case(case: Case, fixture: Fixture, server: S3Server | None, workroot: Pa
             peak_rss=data.pop("peak_rss"),
             rss_before=data.pop("rss_before"),
             list_rss=data.pop("list_rss", None),
-            extra=data,
+            extra=data | proxy_seen(proxy, data),
         )
         latest_key = "meta/books_latest.csv.gz"
         if case.target == "s3":
@@ -615,6 +655,45 @@ def checks_issue12(results: dict[Any, list[Result]], rows_list: list[int]) -> li
                                                  f"{a / MB:.0f} MB at {big:,} rows, {b / MB:.0f} MB at {small:,}: "
                                                  f"{(a - b) / MB:+.0f} MB (need ≤ +{RSS_BOUND / MB:.0f} MB)"))
     return out
+
+
+def checks_latency(results: dict[Any, list[Result]], rows: int = LATENCY_ROWS) -> list[Check]:
+    """The targets of issue 13 (the latency mode), each as a PASS/FAIL/SKIP line, and a NOTE on the waits."""
+    runs = {key[3]: rs for key, rs in results.items() if key[:3] == (rows, "latency", "s3")}
+    if not runs:
+        return [Check(None, "issue 13: the latency mode was not measured (run with --modes latency)")]
+    delays = sorted({r.extra["latency_ms"] for rs in runs.values() for r in rs if "latency_ms" in r.extra})
+    at = f"latency, S3, {rows:,} rows, {' / '.join(f'{d:g}' for d in delays)} ms a request"
+
+    def med(name: str) -> float | None:
+        return median([r.wall for r in runs[name]]) if name in runs else None
+
+    out: list[Check] = []
+
+    def within(mine: str, other: str, bound: float | None, what: str) -> None:
+        a, b = med(mine), med(other)
+        if a is None or b is None:
+            out.append(Check(None, f"{what}: not measured"))
+            return
+        need = f" (need ≤ {bound}×)" if bound else ""
+        out.append(Check(None if bound is None else a / b <= bound,
+                         f"{what}: {a:.3f} s / {b:.3f} s = {a / b:.2f}×{need}", note=bound is None))
+
+    within("latency-csvpublish", "latency-seed-plan", 3.0,
+           f"{at}: csvpublish (nothing published yet) vs the seed plan's two concurrent PUTs")
+    within(f"latency-csvpublish-{MANY_VERSIONS}-versions", "latency-csvpublish-1-version", 1.2,
+           f"{at}: csvpublish with {MANY_VERSIONS:,} versions already published vs with 1")
+    within("latency-csvpublish-1-version", "latency-seed-plan", None,
+           f"{at}: csvpublish with 1 version already published vs the seed plan's two concurrent PUTs")
+    for name, rs in runs.items():
+        seen = [r.extra["proxy"] for r in rs if "proxy" in r.extra]
+        if name.startswith("latency-csvpublish") and seen and delays:
+            depth, wall = median([s["depth"] for s in seen]), median([r.wall for r in rs])
+            waits = depth * delays[-1] / 1000
+            out.append(Check(None, f"{at}: {name}: {median([s['requests'] for s in seen]):.0f} requests in the "
+                                   f"clock, {depth:.0f} one after another: {depth:.0f} × {delays[-1]:g} ms = "
+                                   f"{waits:.2f} s, the least of its {wall:.3f} s spent waiting", note=True))
+    return out
 # fmt: on
 
 
@@ -634,6 +713,29 @@ def build_cases(rows_list: list[int], only: set[str] | None, modes: list[str], t
     return cases
 
 
+def target_sections(results: dict[Any, list[Result]], rows_list: list[int], cases: list[Case]) -> list[str]:
+    """The target checks of each issue, under a heading each; only issue 13's when the latency mode ran alone."""
+    lines: list[str] = []
+    if any(c.mode != "latency" for c in cases):
+        lines += ["### Targets (issue 5)", ""]
+        issue5 = checks(results, rows_list)
+        if not any(key[1] in DEFAULT_MODES for key in results):  # a frames-only run: keep the bytes check
+            issue5 = [Check(None, "the tracker and prebuilt modes were not measured"),
+                      *(c for c in issue5 if c.ok is not None)]  # fmt: skip
+        lines += [c.line() for c in issue5]
+        lines += ["", "### Targets (issue 12)", ""]
+        lines += [c.line() for c in checks_issue12(results, rows_list)]
+        lines.append("")
+    lines += ["### Targets (issue 13)", ""]
+    lines += [c.line() for c in checks_latency(results)]
+    return lines
+
+
+def same_delay(record: dict[str, Any], latency_ms: float) -> bool:
+    """Whether a logged measurement may join this session's: a latency run must have had the same delay."""
+    return record["key"][1] != "latency" or record["result"]["extra"].get("latency_ms") == latency_ms
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="100k rows only")
@@ -641,8 +743,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, help="repeats per contender (default 5 at ≤100k rows, 3 above)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help=f"contenders to run: {', '.join(BY_NAME)}")
     parser.add_argument("--modes", nargs="+", choices=MODES,
-                        help="source modes (default tracker prebuilt; frames is issue 12's, run when asked for, "
-                             "or when --only names a contender that runs only there)")  # fmt: skip
+                        help="source modes (default tracker prebuilt; frames is issue 12's and latency issue 13's, "
+                             "run when asked for, or when --only names a contender that runs only there)")  # fmt: skip
+    parser.add_argument("--latency-ms", type=float, default=20.0,
+                        help="the latency mode: how long the proxy holds each request (default 20)")  # fmt: skip
     parser.add_argument("--targets", nargs="+", default=["s3", "local"], choices=["s3", "local"])
     parser.add_argument("--seed", type=int, default=20261126)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "csvpublish-bench",
@@ -665,26 +769,29 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown contender(s): {', '.join(sorted(unknown))}")
     if args.modes is None:
         args.modes = list(DEFAULT_MODES)
-        if only and any(not set(BY_NAME[name].modes) & set(DEFAULT_MODES) for name in only):
-            args.modes.append("frames")
+        elsewhere = [BY_NAME[name].modes for name in only or () if not set(BY_NAME[name].modes) & set(DEFAULT_MODES)]
+        args.modes += [m for m in MODES if any(m in modes for modes in elsewhere)]  # where they alone run
     command = "python benchmarks/bench.py " + shlex.join(argv if argv is not None else sys.argv[1:])
 
+    cases = build_cases(rows_list, only, [m for m in args.modes if m != "latency"], args.targets)
+    if "latency" in args.modes:  # always the same small table, whatever --rows says
+        cases += build_cases([LATENCY_ROWS], only, ["latency"], args.targets)
+    if not cases:
+        parser.error("no contender runs in these modes and targets (the frames and latency modes run on s3 only)")
+    measured_rows = sorted({c.rows for c in cases})
     args.workdir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     fingerprint = library_fingerprint()
-    print(f"# preparing the table ({max(rows_list):,} rows, seed {args.seed}) in {args.workdir}", flush=True)
-    db = ensure_db(args.workdir, args.seed, max(rows_list))
-    fixtures = {rows: ensure_fixture(args.workdir, args.seed, db, rows) for rows in rows_list}
+    print(f"# preparing the table ({max(measured_rows):,} rows, seed {args.seed}) in {args.workdir}", flush=True)
+    db = ensure_db(args.workdir, args.seed, max(measured_rows))
+    fixtures = {rows: ensure_fixture(args.workdir, args.seed, db, rows) for rows in measured_rows}
     for rows, fx in fixtures.items():
         print(f"#   {rows:,} rows: CSV {fx.csv_size / MB:.1f} MB ({fx.csv_size / rows:.0f} B/row), "
               f".csv.gz {fx.gz_size / MB:.1f} MB", flush=True)  # fmt: skip
-
-    cases = build_cases(rows_list, only, args.modes, args.targets)
-    if not cases:
-        parser.error("no contender runs in these modes and targets (the frames mode runs on s3 only)")
     if any(c.mode == "frames" for c in cases):
         print("#   the frames mode's sources: a flat SQLite table and an Arrow IPC stream", flush=True)
-        fixtures = {rows: ensure_frame_sources(fx) for rows, fx in fixtures.items()}
+        framed = {c.rows for c in cases if c.mode == "frames"}
+        fixtures = {rows: ensure_frame_sources(fx) if rows in framed else fx for rows, fx in fixtures.items()}
     wanted = {c.key for c in cases}
     log_path = args.out.with_suffix(".jsonl")
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -695,7 +802,7 @@ def main(argv: list[str] | None = None) -> int:
             record = json.loads(line)
             if "session" in record:
                 sessions.append(record["session"])
-            elif tuple(record["key"]) in wanted:
+            elif tuple(record["key"]) in wanted and same_delay(record, args.latency_ms):
                 results.setdefault(tuple(record["key"]), []).append(Result(**record["result"]))
         print(f"# resuming: {sum(map(len, results.values()))} measurements kept from {log_path}", flush=True)
     elif log_path.exists():
@@ -706,9 +813,10 @@ def main(argv: list[str] | None = None) -> int:
         log.write(json.dumps({"session": session}) + "\n")
 
     server = S3Server() if any(c.target == "s3" for c in cases) else None
+    proxy = DelayProxy(server.endpoint, args.latency_ms) if server and "latency" in args.modes else None
     workroot = Path(tempfile.mkdtemp(prefix="scratch-", dir=args.workdir))
     try:
-        for rows in rows_list:
+        for rows in measured_rows:
             batch = [c for c in cases if c.rows == rows]
             repeats = args.repeats or (5 if rows <= 100_000 else 3)
             for rep in range(repeats):
@@ -718,15 +826,20 @@ def main(argv: list[str] | None = None) -> int:
                     if len(done) > rep:
                         continue  # measured by an earlier, interrupted session
                     verify = not any(r.output_ok is not None for r in done)
-                    result = run_case(case, fixtures[rows], server, workroot, verify=verify)
+                    result = run_case(case, fixtures[rows], server, workroot, verify=verify, proxy=proxy)
                     result.library = library_fingerprint().rsplit("sha256 ", 1)[-1].rstrip(")")
                     done.append(result)
                     with open(log_path, "a") as log:
                         log.write(json.dumps({"key": list(case.key), "result": asdict(result)}) + "\n")
                     up = f", sent {result.uploaded / MB:.1f} MB" if result.uploaded is not None else ""
+                    wall = f"{result.wall:.3f}" if case.mode == "latency" else f"{result.wall:.2f}"
+                    if seen := result.extra.get("proxy"):
+                        up += f", {seen['requests']} requests in the clock, depth {seen['depth']}"
                     print(f"# [{rows:,} {case.mode} {case.target} {rep + 1}/{repeats}] {case.contender.name}: "
-                          f"{result.wall:.2f} s, peak RSS {result.peak_rss / MB:.0f} MB{up}", flush=True)  # fmt: skip
+                          f"{wall} s, peak RSS {result.peak_rss / MB:.0f} MB{up}", flush=True)  # fmt: skip
     finally:
+        if proxy:
+            proxy.stop()
         if server:
             server.stop()
         shutil.rmtree(workroot, ignore_errors=True)
@@ -746,18 +859,14 @@ def main(argv: list[str] | None = None) -> int:
         "rows = fixture: the csv module reads the same rows from both (peers keep their own quoting and line ends).",
         "",
     ]
-    for rows in rows_list:
+    for rows in measured_rows:
         for mode in args.modes:
+            if mode == "latency":
+                lines += latency_table(rows, cases, results, BASELINE["latency"])
+                continue
             for target in args.targets:
                 lines += table(rows, mode, target, cases, results)
-    lines += ["### Targets (issue 5)", ""]
-    issue5 = checks(results, rows_list)
-    if not any(key[1] in DEFAULT_MODES for key in results):  # a frames-only run: keep the bytes check
-        issue5 = [Check(None, "the tracker and prebuilt modes were not measured"),
-                  *(c for c in issue5 if c.ok is not None)]  # fmt: skip
-    lines += [c.line() for c in issue5]
-    lines += ["", "### Targets (issue 12)", ""]
-    lines += [c.line() for c in checks_issue12(results, rows_list)]
+    lines += target_sections(results, rows_list, cases)
     lines += ["", f"Time of this session: {(time.monotonic() - started) / 60:.1f} min."]
     if len(sessions) > 1:
         lines.append(f"Measurements from {len(sessions)} sessions (resumed with --resume):")

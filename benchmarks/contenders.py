@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bookdata import FLAT_TABLE, HEADERS, BookRecord, ListTracker, Tracker, current_rss
+from latency import MANY_VERSIONS
 
 CHUNK = 2**20
 
@@ -39,7 +40,7 @@ class Spec:
     """What one child process measures."""
 
     contender: str
-    mode: str  # "tracker", "prebuilt" or "frames"
+    mode: str  # "tracker", "prebuilt", "frames" or "latency"
     target: str  # "s3", "local" or "none"
     rows: int
     db: str
@@ -726,6 +727,93 @@ def run_polars_write_csv(spec: Spec, clock: Clock) -> None:
     clock.extra["record_count"] = frame.height
 
 
+# --- issue 13: the latency mode (S3 only, every request through bench's delaying proxy) ---------
+#
+# The table is the fixture's first 1,000 rows. The parent process seeds any versions already
+# published before the child starts (``Contender.versions``), straight to the S3 server.
+
+
+@contextlib.contextmanager
+def clocked(clock: Clock) -> Iterator[None]:
+    """Run the clock around the block and note its window in ``time.monotonic()``.
+
+    On Linux that clock is the system's, the same in every process: the parent reads
+    the proxy's log of requests between these two instants.
+    """
+    clock.start()
+    started = time.monotonic()
+    yield
+    ended = time.monotonic()
+    clock.stop()
+    clock.extra["window"] = [started, ended]
+
+
+def run_latency_csvpublish(spec: Spec, clock: Clock) -> None:
+    """``Publisher("s3://bench/meta", name="books").publish_sync(rows, headers=HEADERS)``, the rows prebuilt."""
+    from csvpublish import Publisher
+
+    rows = prebuilt_rows(spec)
+    publisher = Publisher(destination(spec), name="books", storage_options=s3_options(spec))
+    asyncio.run(publisher.storage.check())  # warm-up: s3fs's client and a connection exist before the clock
+    with clocked(clock):
+        result = publisher.publish_sync(rows, headers=HEADERS)
+    clock.extra.update(record_count=result.record_count, stored_size=result.size, version=result.version)
+
+
+def seed_plan_gz(spec: Spec) -> str:
+    """The .gz the seed plan uploads, made before the clock as its ``compress_file_to_temp`` makes it.
+
+    stdlib ``gzip`` at level 1 of the CSV file that its ``export_csv_to_file`` writes (the fixture's).
+    """
+    import gzip
+
+    path = Path(spec.work) / "books_latest.csv.gz"
+    with open(spec.csv, "rb") as src, gzip.open(path, "wb", compresslevel=1) as dst:
+        shutil.copyfileobj(src, dst, CHUNK)
+    return str(path)
+
+
+async def warm_s3fs(spec: Spec) -> Any:
+    """An asynchronous s3fs filesystem on the running loop, with one warm-up request made."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(asynchronous=True, skip_instance_cache=True, **s3_options(spec))
+    await fs.set_session()
+    await fs._exists(spec.bucket)
+    return fs
+
+
+def run_latency_seed_plan(spec: Spec, clock: Clock) -> None:
+    """The seed plan's upload: two s3fs ``_put_file`` of the same .gz under ``asyncio.gather``."""
+    gz = seed_plan_gz(spec)
+
+    async def main() -> None:
+        manager = RefBookManager(RefStorage(await warm_s3fs(spec)), str(spec.bucket))
+        with clocked(clock):
+            timestamp = datetime.now().strftime("%Y%m%d_%H%M%S")
+            await asyncio.gather(
+                manager.storage.write_file(manager.meta_path("books_latest.csv.gz"), gz),
+                manager.storage.write_file(manager.meta_path(f"timestamped/books_{timestamp}.csv.gz"), gz),
+            )
+
+    asyncio.run(main())
+
+
+def run_latency_put_copy(spec: Spec, clock: Clock) -> None:
+    """One s3fs ``_put_file`` of the .gz to the timestamped key, then one CopyObject of it to the latest."""
+    gz = seed_plan_gz(spec)
+
+    async def main() -> None:
+        fs = await warm_s3fs(spec)
+        with clocked(clock):
+            archive = f"meta/timestamped/books_{time.strftime('%Y%m%d_%H%M%S', time.gmtime())}.csv.gz"
+            await fs._put_file(gz, f"{spec.bucket}/{archive}")
+            await fs._call_s3("copy_object", Bucket=spec.bucket, Key="meta/books_latest.csv.gz",
+                              CopySource={"Bucket": spec.bucket, "Key": archive})  # fmt: skip
+
+    asyncio.run(main())
+
+
 # --- registry ----------------------------------------------------------------------------------
 
 
@@ -743,11 +831,14 @@ class Contender:
     """Its gzip level (shown in the frames mode's table)."""
     same_bytes: bool = True
     """Its output must be the fixture's bytes; False: the same rows (the csv module's reading) suffice."""
+    versions: int = 0
+    """The latency mode: archived versions the parent publishes under the prefix before the child runs."""
 
 
 BOTH = ("tracker", "prebuilt")
 STORES = ("s3", "local")
 FRAMES = ("frames",)
+LATENCY = ("latency",)
 S3 = ("s3",)
 
 CONTENDERS = [
@@ -817,6 +908,18 @@ CONTENDERS = [
               run_duckdb_copy_arrow, gzip="≈6 (DuckDB's, fixed)", same_bytes=False),
     Contender("duckdb-copy-sqlite", "DuckDB COPY (SELECT * FROM sqlite_scan(…)) TO s3://…", FRAMES, S3,
               run_duckdb_copy_sqlite, gzip="≈6 (DuckDB's, fixed)", same_bytes=False),
+    # issue 13: the latency mode
+    Contender("latency-csvpublish", "csvpublish publish_sync(rows), nothing published yet", LATENCY, S3,
+              run_latency_csvpublish),
+    Contender("latency-seed-plan", "the seed plan: two concurrent PUTs of the .gz", LATENCY, S3,
+              run_latency_seed_plan),
+    Contender("latency-put-copy", "PUT of the .gz, then a server-side copy to the latest", LATENCY, S3,
+              run_latency_put_copy),
+    Contender("latency-csvpublish-1-version", "csvpublish publish_sync(rows), 1 version already published",
+              LATENCY, S3, run_latency_csvpublish, versions=1),
+    Contender("latency-csvpublish-3000-versions",
+              f"csvpublish publish_sync(rows), {MANY_VERSIONS:,} versions already published", LATENCY, S3,
+              run_latency_csvpublish, versions=MANY_VERSIONS),
 ]  # fmt: skip
 
 BY_NAME = {c.name: c for c in CONTENDERS}
