@@ -187,7 +187,7 @@ class Leases:
             found = await asyncio.gather(
                 self._create(layout.reservation(version), marker),
                 st.list_prefix(ARCHIVE_DIR, f"{self.target.name}_{version[:15]}"),
-                st.list(CONTROL_DIR),
+                st.list_prefix(CONTROL_DIR, ""),
                 return_exceptions=True,
             )
             created, archives, control = found
@@ -198,9 +198,11 @@ class Leases:
             if isinstance(created, BaseException):
                 raise created
             mine = basename(layout.reservation(version))
-            taken = self.catalog.taken(Listing(archives, [e for e in control if e.basename != mine]))
+            # our own reservation, and the temp file a local conditional create of it passes through
+            others = [e for e in control if e.basename != mine and not e.basename.startswith(f".{mine}.")]
+            taken = self.catalog.taken(Listing(archives, others))
             if created and next_version(started, taken) == version:
-                return Reservation(version, any(e.basename != mine for e in control), marker.to_json())
+                return Reservation(version, bool(others), marker.to_json())
             if created:  # a name at or after ours is used in this second: ours would sort out of order
                 await st.delete(layout.reservation(version))
             version = next_version(started, taken | {version})
