@@ -37,7 +37,7 @@ from csvpublish.retry import RetryPolicy
 from csvpublish.storage import Storage
 
 from .catalog import Catalog
-from .common import Target
+from .common import ARCHIVE_CACHE_CONTROL, LATEST_CACHE_CONTROL, CachePolicy, Target
 from .flow import PublishFlow, PublishOptions, Source
 from .maintenance import Maintenance
 from .verify import Verifier
@@ -76,6 +76,12 @@ class Publisher:
         bom: start the CSV with a UTF-8 byte-order mark, for Excel (default False).
             For :meth:`publish_file` the delimiter and header describe the file; its
             line ends and byte-order mark are read from it.
+        archive_cache_control: the ``Cache-Control`` of each archive and its manifest, which
+            never change (default ``public, max-age=31536000, immutable``); None sends none.
+        latest_cache_control: the ``Cache-Control`` of the latest and its manifest (default
+            ``no-cache``: a CDN asks the bucket before serving a copy); None sends none.
+            Both are stored where the backend keeps headers (S3, GCS; see
+            ``Storage.capabilities.cache_control``); a folder and ``memory://`` ignore them.
 
     Example:
         >>> publisher = Publisher("/tmp/books-out", name="books")
@@ -103,6 +109,8 @@ class Publisher:
         lineterminator: str = "\r\n",
         header: bool = True,
         bom: bool = False,
+        archive_cache_control: str | None = ARCHIVE_CACHE_CONTROL,
+        latest_cache_control: str | None = LATEST_CACHE_CONTROL,
     ) -> None:
         self.name = validate_name(name)
         if keep is not None and (not isinstance(keep, int) or keep < 1):
@@ -127,12 +135,13 @@ class Publisher:
         self.stale_after = stale_after
         self.dialect = Dialect(delimiter=delimiter, lineterminator=lineterminator, header=header, bom=bom)
         self.layout = Layout(self.name, compression, self.dialect.extension)
+        self.cache = CachePolicy(archive=archive_cache_control, latest=latest_cache_control)
 
     def __repr__(self) -> str:
         return f"Publisher({self.storage.uri()!r}, name={self.name!r}, compression={self.compression})"
 
     def _target(self) -> Target:
-        return Target(self.storage, self.name, self.layout, self.lock_timeout, self.stale_after)
+        return Target(self.storage, self.name, self.layout, self.lock_timeout, self.stale_after, self.cache)
 
     def _flow(self) -> PublishFlow:
         options = PublishOptions(

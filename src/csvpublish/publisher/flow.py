@@ -121,7 +121,13 @@ class PublishFlow:
         writer = await asyncio.to_thread(
             st.blocking,
             st.uri(archive),
-            lambda: st.open_writer(archive, content_type=layout.content_type, exclusive=True, part_size=PART_SIZE),
+            lambda: st.open_writer(
+                archive,
+                content_type=layout.content_type,
+                exclusive=True,
+                part_size=PART_SIZE,
+                cache_control=self.target.cache.archive,
+            ),
         )
         compressor = self.options.compressor()
         stats = await pipeline.run(
@@ -214,7 +220,9 @@ class PublishFlow:
         """The archive's manifest: from here on, the archive is a version."""
         st, rel = self.target.storage, self.target.layout.archive_manifest(manifest.version)
         try:
-            await st.write_bytes(rel, manifest.to_json(), content_type="application/json")
+            await st.write_bytes(
+                rel, manifest.to_json(), content_type="application/json", cache_control=self.target.cache.archive
+            )
         except BaseException:
             # an archive without its manifest is no version; the manifest may have landed unacknowledged
             await quietly(st.delete(rel))

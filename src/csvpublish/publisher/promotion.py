@@ -85,7 +85,12 @@ class Promoter:
         first = current is None and not await st.exists(layout.latest)
         try:
             await self._copy(manifest, layout)
-            await st.write_bytes(layout.latest_manifest, manifest.to_json(), content_type="application/json")
+            await st.write_bytes(
+                layout.latest_manifest,
+                manifest.to_json(),
+                content_type="application/json",
+                cache_control=self.target.cache.latest,
+            )
         except BaseException as exc:
             if isinstance(exc, Exception) and await self._landed(manifest):
                 return True  # the manifest landed and only its acknowledgement was lost
@@ -102,7 +107,11 @@ class Promoter:
     async def _copy(self, manifest: Manifest, layout: Layout) -> None:
         """The latest's bytes: a server-side copy of the archive, with the manifest's metadata on it."""
         await self.target.storage.copy(
-            manifest.archive, layout.latest, content_type=manifest.content_type, metadata=manifest.object_metadata()
+            manifest.archive,
+            layout.latest,
+            content_type=manifest.content_type,
+            metadata=manifest.object_metadata(),
+            cache_control=self.target.cache.latest,  # never the archive's: the copy replaces its headers
         )
 
     async def _landed(self, manifest: Manifest) -> bool:

@@ -58,6 +58,8 @@ class Capabilities:
     """Temp files are written by processes of this machine, so the pid in a temp name tells whether its writer lives."""
     endpoint_url: bool = False
     """An endpoint URL can be given (an S3-compatible store, a GCS emulator): see :meth:`Backend.with_endpoint`."""
+    cache_control: bool = False
+    """Objects keep the ``Cache-Control`` header a write or a copy sets (:attr:`WriteOptions.cache_control`)."""
     # Seams for the next capabilities; False until a backend implements them (docs/architecture.md).
     conditional_copy: bool = False
     """A server-side copy with a precondition on the destination: a compare-and-swap of the latest."""
@@ -76,6 +78,8 @@ class WriteOptions:
     """Create only if absent: a conditional create."""
     metadata: dict[str, str] = field(default_factory=dict)
     """User metadata, where the backend keeps it (:attr:`Capabilities.user_metadata`)."""
+    cache_control: str | None = None
+    """The ``Cache-Control`` header where the backend stores one (:attr:`Capabilities.cache_control`); None: none."""
 
 
 @dataclass(frozen=True)
@@ -214,7 +218,7 @@ class Backend:
         raise NotImplementedError
 
     async def copy(self, src: str, dst: str, options: WriteOptions) -> None:
-        """Copy ``src`` over ``dst``, replacing it in one step, with ``options``' content type and metadata."""
+        """Copy ``src`` over ``dst`` in one step, with the headers and metadata of ``options`` (never the source's)."""
         await self.call("cp_file", src, dst)
 
     # --- reading -----------------------------------------------------------------------

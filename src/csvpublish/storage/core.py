@@ -250,24 +250,38 @@ class Storage:
         await self.retrying(self.uri(rel), op)
 
     async def write_bytes(
-        self, rel: str, data: bytes, *, content_type: str | None = None, exclusive: bool = False
+        self,
+        rel: str,
+        data: bytes,
+        *,
+        content_type: str | None = None,
+        exclusive: bool = False,
+        cache_control: str | None = None,
     ) -> None:
         """Write a small object atomically.
 
         With ``exclusive=True`` the write fails with :class:`FileExistsError` when
         ``rel`` exists, using the backend's conditional create (S3
         ``If-None-Match: *``, GCS ``ifGenerationMatch=0``, a hard link locally).
+        ``cache_control`` is its ``Cache-Control`` header where the backend stores one.
         """
-        full, options = self.path(rel), WriteOptions(content_type=content_type, exclusive=exclusive)
+        full = self.path(rel)
+        options = WriteOptions(content_type=content_type, exclusive=exclusive, cache_control=cache_control)
         await self.retrying(self.uri(rel), lambda: self.backend.write_bytes(full, data, options))
 
     async def upload_file(
-        self, local_path: str | os.PathLike[str], rel: str, *, content_type: str | None = None, exclusive: bool = False
+        self,
+        local_path: str | os.PathLike[str],
+        rel: str,
+        *,
+        content_type: str | None = None,
+        exclusive: bool = False,
+        cache_control: str | None = None,
     ) -> None:
         """Upload a local file to ``rel``; it becomes visible only once complete."""
 
         def upload() -> None:
-            writer = self.open_writer(rel, content_type=content_type, exclusive=exclusive)
+            writer = self.open_writer(rel, content_type=content_type, exclusive=exclusive, cache_control=cache_control)
             with committing(writer), open(local_path, "rb") as f:
                 while chunk := f.read(PART_SIZE):
                     writer.write(chunk)
@@ -281,15 +295,16 @@ class Storage:
         *,
         content_type: str | None = None,
         metadata: dict[str, str] | None = None,
+        cache_control: str | None = None,
     ) -> None:
         """Server-side copy ``src`` to ``dst``, replacing ``dst`` atomically.
 
-        S3 uses CopyObject (setting ``content_type`` and ``metadata`` on the copy),
-        GCS a rewrite, a local folder a copy to a temp file then a rename. The
-        bytes never pass through this machine on object stores.
+        S3 uses CopyObject (setting ``content_type``, ``metadata`` and ``cache_control``
+        on the copy, never the source's), GCS a rewrite, a local folder a copy to a
+        temp file then a rename. The bytes never pass through this machine on object stores.
         """
         full_src, full_dst = self.path(src), self.path(dst)
-        options = WriteOptions(content_type=content_type, metadata=dict(metadata or {}))
+        options = WriteOptions(content_type=content_type, metadata=dict(metadata or {}), cache_control=cache_control)
         what = f"copy {self.uri(src)} -> {self.uri(dst)}"
         await self.retrying(what, lambda: self.backend.copy(full_src, full_dst, options))
         self.fs.invalidate_cache(full_dst)
@@ -320,14 +335,20 @@ class Storage:
     # --- blocking streams, for worker threads ------------------------------------------
 
     def open_writer(
-        self, rel: str, *, content_type: str | None = None, exclusive: bool = False, part_size: int = PART_SIZE
+        self,
+        rel: str,
+        *,
+        content_type: str | None = None,
+        exclusive: bool = False,
+        part_size: int = PART_SIZE,
+        cache_control: str | None = None,
     ) -> Writer:
         """A blocking writer whose data becomes visible at ``rel`` only on :meth:`Writer.commit`.
 
         Object stores stream multipart parts of ``part_size`` bytes; other
         filesystems write a hidden temp file beside the target and rename it.
         """
-        options = WriteOptions(content_type=content_type, exclusive=exclusive)
+        options = WriteOptions(content_type=content_type, exclusive=exclusive, cache_control=cache_control)
         writer = self.backend.open_writer(self.path(rel), options, part_size, self.blocking)
         writer.name = self.uri(rel)
         writer.errors = self.backend.errors

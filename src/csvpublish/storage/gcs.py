@@ -25,7 +25,13 @@ def _code(exc: BaseException) -> str | None:
 class GCSBackend(ObjectStoreBackend):
     """``gs://`` and ``gcs://``."""
 
-    capabilities = Capabilities(object_store=True, server_side_copy=True, user_metadata=True, endpoint_url=True)
+    capabilities = Capabilities(
+        object_store=True,
+        server_side_copy=True,
+        user_metadata=True,
+        endpoint_url=True,
+        cache_control=True,
+    )
     errors = HTTP.extend(code_of=_code, precondition_text=("conditionNotMet",))  # the reason of a failed precondition
     header_loggers = ("gcsfs",)
 
@@ -34,10 +40,13 @@ class GCSBackend(ObjectStoreBackend):
         return {**options, "endpoint_url": endpoint_url}
 
     def headers(self, options: WriteOptions) -> dict[str, Any]:
-        return {"content_type": options.content_type} if options.content_type else {}
+        headers: dict[str, Any] = {"content_type": options.content_type} if options.content_type else {}
+        if options.cache_control:
+            headers["fixed_key_metadata"] = {"cache_control": options.cache_control}
+        return headers
 
     async def copy(self, src: str, dst: str, options: WriteOptions) -> None:
-        """A rewrite (server-side), setting the content type and metadata of the copy."""
+        """A rewrite (server-side), setting the content type, metadata and cache control of the copy."""
         fs: Any = self.fs
         sb, sk, _ = fs.split_path(src)
         db, dk, _ = fs.split_path(dst)
@@ -46,6 +55,8 @@ class GCSBackend(ObjectStoreBackend):
             body["contentType"] = options.content_type
         if options.metadata:
             body["metadata"] = options.metadata
+        if options.cache_control:
+            body["cacheControl"] = options.cache_control
 
         async def rewrite() -> None:
             token = None
@@ -67,3 +78,4 @@ class GCSBackend(ObjectStoreBackend):
                 token = out["rewriteToken"]
 
         await self.on_loop(rewrite())
+

@@ -77,7 +77,12 @@ class S3Backend(ObjectStoreBackend):
     """``s3://`` and ``s3a://``."""
 
     capabilities = Capabilities(
-        object_store=True, server_side_copy=True, user_metadata=True, multipart_uploads=True, endpoint_url=True
+        object_store=True,
+        server_side_copy=True,
+        user_metadata=True,
+        multipart_uploads=True,
+        endpoint_url=True,
+        cache_control=True,
     )
     errors = ERRORS
     header_loggers = ("botocore.auth", "botocore.endpoint")  # Authorization, X-Amz-Security-Token
@@ -102,24 +107,27 @@ class S3Backend(ObjectStoreBackend):
         await self.s3("head_bucket", Bucket=bucket)
 
     def headers(self, options: WriteOptions) -> dict[str, Any]:
-        return {"ContentType": options.content_type} if options.content_type else {}
+        headers = {"ContentType": options.content_type, "CacheControl": options.cache_control}
+        return {name: value for name, value in headers.items() if value}
 
     def open_writer(self, full: str, options: WriteOptions, part_size: int, run: RunBlocking | None) -> Writer:
         assert run is not None, "the S3 writer sends its own requests: give it the storage's retries"
         return S3Writer(self, full, options, part_size, run)
 
     async def copy(self, src: str, dst: str, options: WriteOptions) -> None:
-        """CopyObject, replacing the copy's content type and metadata; s3fs's multipart copy from 5 GiB."""
+        """CopyObject, replacing the copy's headers and metadata; s3fs's multipart copy from 5 GiB."""
         fs: Any = self.fs
         sb, sk, _ = fs.split_path(src)
         db, dk, _ = fs.split_path(dst)
         info = await self.call("info", src)
+        # REPLACE: the copy takes these headers, never the source's (an archive's immutable Cache-Control)
+        content_type = options.content_type or info.get("ContentType") or "application/octet-stream"
+        headers = {**self.headers(options), "ContentType": content_type, "Metadata": options.metadata}
         if int(info.get("size") or 0) >= COPY_OBJECT_LIMIT:
-            await self.call("cp_file", src, dst)
+            await self.call("cp_file", src, dst, **headers)  # a new multipart upload: it takes the same headers
             return
-        kwargs: dict[str, Any] = {"MetadataDirective": "REPLACE", "Metadata": options.metadata}
-        kwargs["ContentType"] = options.content_type or info.get("ContentType") or "application/octet-stream"
-        await self.s3("copy_object", Bucket=db, Key=dk, CopySource={"Bucket": sb, "Key": sk}, **kwargs)
+        source = {"Bucket": sb, "Key": sk}
+        await self.s3("copy_object", Bucket=db, Key=dk, CopySource=source, MetadataDirective="REPLACE", **headers)
 
     async def metadata(self, full: str) -> dict[str, Any]:
         info = await self.call("info", full)
