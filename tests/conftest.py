@@ -138,6 +138,10 @@ class Backend:
     """Reads an object's Cache-Control with the backend's own client; None: the backend stores no headers."""
     copy_sets_no_cache_control: bool = False
     """A copy that asks for no Cache-Control has none (the server does not keep the source's)."""
+    share_urls: bool = False
+    """A share URL signed with the suite's credentials downloads the object from the server."""
+    expired_urls_refused: bool = False
+    """The server refuses a signed URL once it has expired."""
 
 
 def _permission_error() -> BaseException:
@@ -185,7 +189,7 @@ BACKENDS: dict[str, Backend] = {
         object_store=False,
         user_metadata=False,
         outlives_process=False,  # memory:// lives in the process: a killed publish takes it along
-        # cache_control: memory:// keeps no headers
+        # cache_control, share_urls: memory:// keeps no headers and nothing signs a URL to it
     ),
     "local": Backend(
         "local",
@@ -195,7 +199,7 @@ BACKENDS: dict[str, Backend] = {
         object_store=False,
         user_metadata=False,
         outlives_process=True,
-        # cache_control: a folder keeps no headers
+        # cache_control, share_urls: a folder keeps no headers and nothing signs a URL to it
     ),
     "s3": Backend(
         "s3",
@@ -210,6 +214,8 @@ BACKENDS: dict[str, Backend] = {
         request_faults=True,
         cache_control=_s3_cache_control,
         copy_sets_no_cache_control=True,
+        share_urls=True,
+        expired_urls_refused=False,  # moto's server checks neither the signature nor the expiry of a presigned URL
     ),
     "gcs": Backend(
         "gcs",
@@ -224,6 +230,9 @@ BACKENDS: dict[str, Backend] = {
         cache_control=_gcs_cache_control,
         # fake-gcs-server keeps the source's cacheControl on a rewrite that sets none (a PATCH to null keeps it too)
         copy_sets_no_cache_control=False,
+        # the suite's GCS credentials are anonymous, which sign nothing: tests/test_sharing.py checks that error,
+        # and signs with a throwaway service-account key (fake-gcs-server serves no signed URL at its own host)
+        share_urls=False,
     ),
 }
 

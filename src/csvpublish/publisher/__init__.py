@@ -6,6 +6,7 @@
     lease.py         Marker, version reservations and the latest's lease
     promotion.py     replace the latest, finish an interrupted promotion, put the previous one back
     catalog.py       one listing, the versions, each version's manifest
+    sharing.py       signed read URLs of the latest or a version
     verify.py        re-read a stored version and compare it with its manifest
     maintenance.py   restore, prune, cleanup (one helper per kind of leftover)
     common.py        Target: the name and storage every step works on
@@ -40,6 +41,7 @@ from .catalog import Catalog
 from .common import ARCHIVE_CACHE_CONTROL, LATEST_CACHE_CONTROL, CachePolicy, Target
 from .flow import PublishFlow, PublishOptions, Source
 from .maintenance import Maintenance
+from .sharing import Sharer
 from .verify import Verifier
 
 __all__ = ["Publisher"]
@@ -221,6 +223,23 @@ class Publisher:
         """
         return await Verifier(self._target()).verify(version, strict=strict)
 
+    async def share_url(self, version: str | VersionInfo | None = None, *, expires: int = 3600) -> str:
+        """A URL that downloads the latest (or an archived version) without credentials for ``expires`` seconds.
+
+        A presigned GET on S3 (SigV4, 7 days at most), a signed URL on GCS (with
+        a service account's key, 7 days at most), a read-only SAS on Azure (with
+        the account key). Anyone holding it can read the object until it expires:
+        csvpublish never logs it. The latest's URL reads whatever is the latest
+        when it is used.
+
+        Raises:
+            InputError: the destination cannot sign (a folder, ``memory://``), its
+                credentials cannot (anonymous), or ``expires`` is out of range.
+            VersionNotFoundError: no archived version is ``version``.
+            StorageNotFoundError: nothing is published yet (for the latest).
+        """
+        return await Sharer(self._target()).share_url(version, expires=expires)
+
     # --- restore, prune, cleanup -------------------------------------------------------
 
     async def restore(self, version: str | VersionInfo) -> PublishResult:
@@ -270,6 +289,10 @@ class Publisher:
     def verify_sync(self, version: str | VersionInfo | None = None, *, strict: bool = False) -> VerifyReport:
         """Blocking :meth:`verify`."""
         return run_sync(self.verify(version, strict=strict))
+
+    def share_url_sync(self, version: str | VersionInfo | None = None, *, expires: int = 3600) -> str:
+        """Blocking :meth:`share_url`."""
+        return run_sync(self.share_url(version, expires=expires))
 
     def restore_sync(self, version: str | VersionInfo) -> PublishResult:
         """Blocking :meth:`restore`."""

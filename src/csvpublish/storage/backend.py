@@ -60,11 +60,11 @@ class Capabilities:
     """An endpoint URL can be given (an S3-compatible store, a GCS emulator): see :meth:`Backend.with_endpoint`."""
     cache_control: bool = False
     """Objects keep the ``Cache-Control`` header a write or a copy sets (:attr:`WriteOptions.cache_control`)."""
+    presigned_urls: bool = False
+    """Read URLs signed for a limited time, for readers without credentials (:meth:`Backend.share_url`)."""
     # Seams for the next capabilities; False until a backend implements them (docs/architecture.md).
     conditional_copy: bool = False
     """A server-side copy with a precondition on the destination: a compare-and-swap of the latest."""
-    presigned_urls: bool = False
-    """Read URLs signed for a limited time, for readers without credentials."""
     parallel_parts: bool = False
     """The parts of one object uploaded by several processes, then assembled by the service."""
 
@@ -160,6 +160,8 @@ class Backend:
     """How this backend's errors read."""
     header_loggers: ClassVar[tuple[str, ...]] = ()
     """Loggers of the client library that print request headers (credentials) at DEBUG."""
+    max_share_seconds: ClassVar[int | None] = None
+    """The longest a signed URL of :meth:`share_url` may last; None: no limit of the service's."""
 
     def __init__(self, fs: AbstractFileSystem) -> None:
         self.fs = fs
@@ -220,6 +222,24 @@ class Backend:
     async def copy(self, src: str, dst: str, options: WriteOptions) -> None:
         """Copy ``src`` over ``dst`` in one step, with the headers and metadata of ``options`` (never the source's)."""
         await self.call("cp_file", src, dst)
+
+    def share_refusal(self, expires: int) -> str | None:
+        """Why this backend cannot sign a URL that lasts ``expires`` seconds (the end of a sentence), or None."""
+        if isinstance(expires, bool) or not isinstance(expires, int) or expires < 1:
+            return f"cannot sign a share URL for expires={expires!r}: give a whole number of seconds, 1 or more"
+        if not self.capabilities.presigned_urls:
+            return "cannot sign share URLs; only object stores do (S3, GCS, Azure)"
+        longest = self.max_share_seconds
+        if longest is not None and expires > longest:
+            return f"signs share URLs for {longest} seconds ({longest // 86400} days) at most, not expires={expires}"
+        return None
+
+    async def share_url(self, full: str, expires: int) -> str:
+        """A URL that reads ``full`` without credentials for ``expires`` seconds (:attr:`Capabilities.presigned_urls`).
+
+        The URL is a credential: never log it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot sign URLs")
 
     # --- reading -----------------------------------------------------------------------
 

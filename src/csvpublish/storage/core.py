@@ -332,6 +332,31 @@ class Storage:
         upload = Upload(self.path(rel), upload_id)
         await self.retrying(self.uri(rel), lambda: self.backend.abort_upload(upload))
 
+    # --- share URLs --------------------------------------------------------------------
+
+    def check_share_url(self, expires: int) -> None:
+        """Raise :class:`InputError` unless this destination can sign a URL that lasts ``expires`` seconds.
+
+        >>> Storage("memory://doc-share").check_share_url(60)
+        Traceback (most recent call last):
+        csvpublish.errors.InputError: memory://doc-share cannot sign share URLs; only object stores do (S3, GCS, Azure)
+        """
+        refusal = self.backend.share_refusal(expires)
+        if refusal is not None:
+            raise InputError(f"{self.uri()} {refusal}")
+
+    async def share_url(self, rel: str, *, expires: int = 3600) -> str:
+        """A URL that reads ``rel`` for ``expires`` seconds without credentials (S3 presigned GET, GCS signed URL, SAS).
+
+        The URL is a credential: csvpublish never logs it. It is signed whether or not ``rel`` exists.
+
+        Raises:
+            InputError: the destination or its credentials cannot sign, or ``expires`` is out of range.
+        """
+        self.check_share_url(expires)
+        full = self.path(rel)
+        return await self.retrying(self.uri(rel), lambda: self.backend.share_url(full, expires))
+
     # --- blocking streams, for worker threads ------------------------------------------
 
     def open_writer(
