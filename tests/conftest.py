@@ -134,6 +134,14 @@ class Backend:
     """A small archive is one request: there is no separate commit or mid-stream step to fail."""
     request_faults: bool = False
     """The fault hook sees every API request, not only the kinds of operation."""
+    cache_control: Callable[[Destination, str], str | None] | None = None
+    """Reads an object's Cache-Control with the backend's own client; None: the backend stores no headers."""
+    copy_sets_no_cache_control: bool = False
+    """A copy that asks for no Cache-Control has none (the server does not keep the source's)."""
+    share_urls: bool = False
+    """A share URL signed with the suite's credentials downloads the object from the server."""
+    expired_urls_refused: bool = False
+    """The server refuses a signed URL once it has expired."""
 
 
 def _permission_error() -> BaseException:
@@ -144,6 +152,20 @@ def _s3_access_denied() -> BaseException:
     from botocore.exceptions import ClientError
 
     return ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "PutObject")
+
+
+def _s3_cache_control(destination: Destination, rel: str) -> str | None:
+    """Cache-Control as S3 answers HeadObject, through s3fs's botocore client."""
+    st = destination.reader()
+    _, key, _ = st.fs.split_path(st.path(rel))
+    return st.fs.call_s3("head_object", Bucket=destination.bucket(), Key=key).get("CacheControl")  # type: ignore[no-any-return]
+
+
+def _gcs_cache_control(destination: Destination, rel: str) -> str | None:
+    """Cache-Control as GCS keeps it: the object's ``cacheControl`` metadata."""
+    st = destination.reader()
+    st.fs.invalidate_cache()
+    return st.fs.info(st.path(rel)).get("cacheControl")  # type: ignore[no-any-return]
 
 
 def _faulty_local(faults: Faults, destination: Destination, retry: RetryPolicy) -> Storage:
@@ -167,6 +189,7 @@ BACKENDS: dict[str, Backend] = {
         object_store=False,
         user_metadata=False,
         outlives_process=False,  # memory:// lives in the process: a killed publish takes it along
+        # cache_control, share_urls: memory:// keeps no headers and nothing signs a URL to it
     ),
     "local": Backend(
         "local",
@@ -176,6 +199,7 @@ BACKENDS: dict[str, Backend] = {
         object_store=False,
         user_metadata=False,
         outlives_process=True,
+        # cache_control, share_urls: a folder keeps no headers and nothing signs a URL to it
     ),
     "s3": Backend(
         "s3",
@@ -188,6 +212,10 @@ BACKENDS: dict[str, Backend] = {
         parts_retried=True,
         single_request_small_uploads=True,
         request_faults=True,
+        cache_control=_s3_cache_control,
+        copy_sets_no_cache_control=True,
+        share_urls=True,
+        expired_urls_refused=False,  # moto's server checks neither the signature nor the expiry of a presigned URL
     ),
     "gcs": Backend(
         "gcs",
@@ -199,6 +227,12 @@ BACKENDS: dict[str, Backend] = {
         object_store=True,
         user_metadata=True,
         outlives_process=True,
+        cache_control=_gcs_cache_control,
+        # fake-gcs-server keeps the source's cacheControl on a rewrite that sets none (a PATCH to null keeps it too)
+        copy_sets_no_cache_control=False,
+        # the suite's GCS credentials are anonymous, which sign nothing: tests/test_sharing.py checks that error,
+        # and signs with a throwaway service-account key (fake-gcs-server serves no signed URL at its own host)
+        share_urls=False,
     ),
 }
 

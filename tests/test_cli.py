@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -11,9 +12,11 @@ import struct
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import fsspec
 import pytest
@@ -24,7 +27,7 @@ from .conftest import make_s3_bucket, s3_options
 
 COMMAND = [sys.executable, "-m", "csvpublish"]
 SCRIPT = Path(sys.executable).parent / "csvpublish"
-SUBCOMMANDS = ["publish", "versions", "verify", "restore", "cleanup"]
+SUBCOMMANDS = ["publish", "versions", "verify", "restore", "cleanup", "url"]
 SENTINEL = "SENTINEL-s3cr3t-9f2c41d7"
 CSV = b'Barcode,Title\nB1,Dune\nB2,"Emma, a\nnovel"\nB3,Ulysses\n'  # 3 records, one spanning two lines
 FAST_FAIL = ["--storage-option", 'config_kwargs={"retries": {"max_attempts": 1}}']  # botocore: no retries
@@ -269,7 +272,7 @@ BAD_USAGE = [
 def test_publish_a_tab_separated_file_without_a_header(tmp_path: Path) -> None:
     """--delimiter tab publishes .tsv.gz; --no-header counts every line; the manifest has the file's dialect."""
     path = tmp_path / "books.tsv"
-    path.write_bytes(b"B1\tDune\nB2\t\"Emma\tx\"\n")
+    path.write_bytes(b'B1\tDune\nB2\t"Emma\tx"\n')
     dest = tmp_path / "dest"
     result = ok_json(run("publish", str(path), str(dest), "--delimiter", "tab", "--no-header", "--json"))
     assert result["latest_uri"].endswith("books_latest.tsv.gz")
@@ -337,6 +340,49 @@ def test_s3_publish_versions_verify_restore_cleanup_json(s3_endpoint: str, s3_en
     assert tampered.returncode == 1
     assert json.loads(tampered.stdout)["ok"] is False
     assert "sha256" in tampered.stderr
+
+
+def test_url_prints_a_share_url_on_stdout_and_nowhere_else(s3_endpoint: str, books: Path) -> None:
+    """``url`` prints one URL that downloads the latest (or a version); the logs of -vv never show it."""
+    bucket = make_s3_bucket(s3_endpoint)
+    dest = f"s3://{bucket}/exports"
+    # an access key id long enough to be masked everywhere else: the URL carries it and must stay whole
+    env = {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_ACCESS_KEY_ID": "AKIASHAREURLTEST0001"}
+    published = ok_json(run("publish", str(books), dest, "--json", env=env))
+    latest, version, quiet = run_many(
+        [
+            ["-vv", "url", dest, "--name", "books"],
+            ["url", dest, "--name", "books", "--version", published["version"], "--expires", "600", "--json"],
+            ["url", dest, "--name", "books", "--quiet"],
+        ],
+        env=env,
+    )
+    assert latest.returncode == 0, latest.stderr
+    url = latest.stdout.strip()
+    assert latest.stdout == url + "\n"
+    assert parse_qs(urlsplit(url).query)["X-Amz-Credential"][0].startswith("AKIASHAREURLTEST0001/")
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert hashlib.sha256(response.read()).hexdigest() == published["sha256"]
+    signature = parse_qs(urlsplit(url).query)["X-Amz-Signature"][0]
+    assert "url s3://" in latest.stderr  # -vv logged the command...
+    assert signature not in latest.stderr and "X-Amz" not in latest.stderr  # ...and not its URL
+    shown = ok_json(version)
+    assert (shown["version"], shown["expires"]) == (published["version"], 600)
+    assert parse_qs(urlsplit(shown["url"]).query)["X-Amz-Expires"] == ["600"]
+    assert f"timestamped/books_{published['version']}.csv.gz" in shown["url"]
+    assert quiet.returncode == 0 and quiet.stdout.startswith("http://127.0.0.1:")
+
+
+def test_url_of_a_folder_or_with_a_bad_expiry_fails(tmp_path: Path, books: Path) -> None:
+    """A local folder cannot sign: exit 1 with one line; ``--expires 0`` is bad usage: exit 2."""
+    dest = tmp_path / "published"
+    assert run("publish", str(books), str(dest)).returncode == 0
+    folder, zero = run_many(
+        [["url", str(dest), "--name", "books"], ["url", str(dest), "--name", "books", "--expires", "0"]]
+    )
+    assert "cannot sign share URLs" in assert_one_line_error(folder)
+    assert folder.stdout == ""
+    assert zero.returncode == 2 and "--expires" in zero.stderr
 
 
 def test_missing_bucket_exits_1_with_one_line(s3_env: dict[str, str], books: Path) -> None:

@@ -104,9 +104,7 @@ class Run:
     def child(self, kill: tuple[Any, ...] | None = None, after: float | None = None) -> tuple[int | None, float]:
         """Run one child publish; kill it at a step (``kill``) or ``after`` seconds; return its exit code and time."""
         parent, child_end = multiprocessing.Pipe()
-        process = self.spawner.Process(
-            target=_child, args=(*self._where(), str(self.csv_path), kill, child_end)
-        )
+        process = self.spawner.Process(target=_child, args=(*self._where(), str(self.csv_path), kill, child_end))
         process.start()
         assert parent.poll(30), "the child never started publishing"
         assert parent.recv() == "go"

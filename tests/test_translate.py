@@ -184,6 +184,7 @@ S3_ROWS = [
     pytest.param(S3Backend, s3fs_error("PreconditionFailed", 412), FileExistsError, WHAT, id="s3fs-PreconditionFailed"),
 ]
 
+
 def gcsfs_error(status: int, message: str = "the service said no") -> BaseException:
     """What gcsfs raises for an HTTP status: ``gcsfs.retry.validate_response``'s own exception."""
     body = json.dumps({"error": {"code": status, "message": message}}).encode()

@@ -31,6 +31,12 @@ _CREDENTIAL_VARIABLE = re.compile(
 NOT_SECRET = frozenset({"anon", "true", "false", "null", "none", "cloud", "cache", "browser", "google_default"})
 MIN_LENGTH = 4
 """Shorter values are not masked: replacing them everywhere would garble text without hiding anything."""
+_SIGNED_QUERY = re.compile(
+    r"\b(X-Amz-Signature|X-Amz-Security-Token|X-Goog-Signature|Signature|sig)=[^&\s'\"<>]+", re.IGNORECASE
+)
+"""The query parameters that make a URL signed (S3 SigV4 and SigV2, GCS, an Azure SAS), and a session token."""
+_LOGGED_SIGNATURE = re.compile(r"(\bSignature:\s*)[0-9a-f]{16,}", re.IGNORECASE)
+"""botocore's DEBUG line with the signature it computed (for a request or a presigned URL)."""
 
 
 def is_credential_key(name: object) -> bool:
@@ -72,6 +78,18 @@ def credential_values(options: Mapping[str, Any], min_length: int = MIN_LENGTH) 
     return [s for s in secret_leaves(options) if len(s) >= min_length and s.lower() not in NOT_SECRET]
 
 
+def redact_signed_urls(text: str) -> str:
+    """``text`` with the signature of every signed URL in it (and any logged signature) replaced by ``***``.
+
+    >>> redact_signed_urls("https://b.s3.amazonaws.com/k?X-Amz-Expires=60&X-Amz-Signature=0a1b2c3d")
+    'https://b.s3.amazonaws.com/k?X-Amz-Expires=60&X-Amz-Signature=***'
+    >>> redact_signed_urls("https://a.blob.core.windows.net/c/k?se=2026-12-01&sp=r&sig=Qm9v%2Bw%3D")
+    'https://a.blob.core.windows.net/c/k?se=2026-12-01&sp=r&sig=***'
+    """
+    text = _SIGNED_QUERY.sub(lambda m: f"{m.group(1)}={MASK}", text)
+    return _LOGGED_SIGNATURE.sub(lambda m: f"{m.group(1)}{MASK}", text)
+
+
 def redact(options: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of ``options`` fit to print: values under credential-looking keys become ``***``."""
     out: dict[str, Any] = {}
@@ -86,10 +104,12 @@ def redact(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class Redactor(logging.Filter):
-    """Replaces the registered credentials with ``***`` in the records of the loggers it is installed on.
+    """Replaces the registered credentials, and the signatures of signed URLs, with ``***`` in the records of the
+    loggers it is installed on.
 
     Backend client libraries print request headers at DEBUG (botocore shows the
-    access key id in ``Authorization``); each backend names those loggers.
+    access key id in ``Authorization``, and the signature of a presigned URL it
+    computes); each backend names those loggers.
     """
 
     def __init__(self) -> None:
@@ -115,10 +135,12 @@ class Redactor(logging.Filter):
             message = record.getMessage()
         except Exception:  # a malformed record: leave it to logging's own error handling
             return True
-        if any(secret in message for secret in secrets):
+        masked = redact_signed_urls(message)
+        if any(secret in masked for secret in secrets):
             for secret in secrets:
-                message = message.replace(secret, MASK)
-            record.msg, record.args = message, None
+                masked = masked.replace(secret, MASK)
+        if masked != message:
+            record.msg, record.args = masked, None
         return True
 
 

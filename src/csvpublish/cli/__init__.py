@@ -1,4 +1,4 @@
-"""The ``csvpublish`` command: publish, versions, verify, restore and cleanup from a shell.
+"""The ``csvpublish`` command: publish, versions, verify, restore, cleanup and url from a shell.
 
 A thin layer over :class:`~csvpublish.Publisher`: every subcommand parses its
 arguments, calls one Publisher method and prints the result. Results go to
@@ -9,6 +9,7 @@ that found problems), 2 bad usage, 130 interrupted.
 No output carries a credential: storage options whose key looks secret are
 shown as ``***``, and as a last guard every byte written to stdout and stderr
 has the secret values given on the command line or in the environment masked.
+The one exception is the ``url`` command's URL on stdout, printed whole.
 
 Modules: ``parser`` (arguments and storage options), ``commands`` (one
 function per subcommand), ``output`` (text, JSON and masking).
@@ -30,7 +31,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from typing import TextIO, cast
 
-from csvpublish.credentials import redact
+from csvpublish.credentials import redact, redactor
 from csvpublish.errors import CsvPublishError, InputError
 from csvpublish.publisher import Publisher
 from csvpublish.storage.translate import translate  # the library's one place that turns backend errors into its own
@@ -66,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # argparse, warnings and logging's last resort write to sys.stdout/sys.stderr: mask those too
     sys.stdout, sys.stderr = out, err
     try:
-        return _run(args_list, out, err, stderr_tty=tty)
+        return _run(args_list, out, err, stderr_tty=tty, unmasked=saved[0])
     finally:
         for stream in (out, err):
             try:
@@ -83,7 +84,7 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
-def _run(argv: list[str], out: TextIO, err: TextIO, *, stderr_tty: bool) -> int:
+def _run(argv: list[str], out: TextIO, err: TextIO, *, stderr_tty: bool, unmasked: TextIO) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed
@@ -91,7 +92,12 @@ def _run(argv: list[str], out: TextIO, err: TextIO, *, stderr_tty: bool) -> int:
     quiet = bool(getattr(args, "quiet", False))
     verbose = int(getattr(args, "top_verbose", 0) or 0) + int(getattr(args, "verbose", 0) or 0)
     output = Output(
-        out=out, err=err, json=bool(getattr(args, "json", False)), quiet=quiet, progress=stderr_tty and not quiet
+        out=out,
+        err=err,
+        json=bool(getattr(args, "json", False)),
+        quiet=quiet,
+        progress=stderr_tty and not quiet,
+        unmasked=unmasked,
     )
     destination: str = args.destination
     with _logs_to(err, verbose):
@@ -143,6 +149,7 @@ def _logs_to(err: TextIO, verbose: int) -> Iterator[None]:
     package_logger = logging.getLogger("csvpublish")
     handler = logging.StreamHandler(err)
     handler.setFormatter(_LevelFormatter())
+    handler.addFilter(redactor)  # registered credentials and signed URLs, in the package's own records too
     saved_level, saved_propagate = package_logger.level, package_logger.propagate
     package_logger.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.CRITICAL + 1)
     package_logger.addHandler(handler)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -138,10 +139,20 @@ async def cmd_cleanup(publisher: Publisher, args: argparse.Namespace, output: Ou
     return EXIT_OK
 
 
+async def cmd_url(publisher: Publisher, args: argparse.Namespace, output: Output) -> int:
+    url = await publisher.share_url(args.version, expires=args.expires)
+    if output.json:
+        output.url(json.dumps({"name": publisher.name, "version": args.version, "expires": args.expires, "url": url}))
+    else:
+        output.url(url)  # also with --quiet: the URL is what the command is for
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[Publisher, argparse.Namespace, Output], Coroutine[Any, Any, int]]] = {
     "publish": cmd_publish,
     "versions": cmd_versions,
     "verify": cmd_verify,
     "restore": cmd_restore,
     "cleanup": cmd_cleanup,
+    "url": cmd_url,
 }

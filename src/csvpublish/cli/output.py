@@ -81,12 +81,23 @@ class Output:
     json: bool
     quiet: bool
     progress: bool
+    unmasked: TextIO | None = None
+    """stdout without the masking, for the one line of the ``url`` command."""
 
     def text(self, *lines: str) -> None:
         """Print result text on stdout, unless ``--json`` or ``--quiet``."""
         if not self.json and not self.quiet:
             for line in lines:
                 print(line, file=self.out)
+
+    def url(self, line: str) -> None:
+        """Print a share URL (or the JSON that holds it) on stdout, past the masking of secrets.
+
+        A presigned URL carries the access key id (and a session token) it was
+        signed with, which the masking would garble; it carries no secret key.
+        Nothing else ever goes to this stream.
+        """
+        print(line, file=self.unmasked or self.out, flush=True)
 
     def data(self, obj: Mapping[str, Any]) -> None:
         """Print the result as one JSON object on stdout, with ``--json``."""

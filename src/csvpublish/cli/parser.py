@@ -149,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
             "examples:\n"
             "  csvpublish publish books.csv ./published\n"
             "  csvpublish versions s3://my-bucket/exports --name books\n"
-            "  csvpublish verify gs://my-bucket/exports --name books\n\n"
+            "  csvpublish verify gs://my-bucket/exports --name books\n"
+            "  csvpublish url s3://my-bucket/exports --name books --expires 600\n\n"
             "Credentials come from the environment (AWS_*, GOOGLE_APPLICATION_CREDENTIALS,\n"
             "FSSPEC_<PROTOCOL>_<OPTION>). Exit codes: 0 ok, 1 failed, 2 bad usage.\n"
             "Run 'csvpublish COMMAND --help' for a command's options."
@@ -161,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     _add_common(common, top=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_publish, _add_versions, _add_verify, _add_restore, _add_cleanup):
+    for add in (_add_publish, _add_versions, _add_verify, _add_restore, _add_cleanup, _add_url):
         add(sub, common)
     return parser
 
@@ -257,6 +258,29 @@ def _add_cleanup(sub: Any, common: argparse.ArgumentParser) -> None:
         example="  csvpublish cleanup s3://my-bucket/exports --name books",
     )
     _add_destination_and_name(p)
+
+
+def _add_url(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = _subcommand(
+        sub,
+        "url",
+        common=common,
+        summary="print a signed URL that downloads the latest (or a version) without credentials",
+        description="Print a URL that downloads the latest of NAME (or an archived VERSION) for SECONDS, for someone\n"
+        "without credentials: a presigned GET on S3, a signed URL on GCS (service-account key), a SAS on Azure.\n"
+        "Anyone holding it can download the file until it expires: it is printed on stdout and nowhere else.",
+        example="  csvpublish url s3://my-bucket/exports --name books\n"
+        "  csvpublish url s3://my-bucket/exports --name books --version 20261126_053708 --expires 600",
+    )
+    _add_destination_and_name(p)
+    p.add_argument("--version", dest="version", metavar="VERSION", help="sign this archived version, not the latest")
+    p.add_argument(
+        "--expires",
+        metavar="SECONDS",
+        type=_positive_int,
+        default=3600,
+        help="how long the URL works (default 3600; at most 604800, 7 days, on S3 and GCS)",
+    )
 
 
 def _add_destination_and_name(p: argparse.ArgumentParser) -> None:

@@ -6,6 +6,7 @@
     lease.py         Marker, version reservations and the latest's lease
     promotion.py     replace the latest, finish an interrupted promotion, put the previous one back
     catalog.py       one listing, the versions, each version's manifest
+    sharing.py       signed read URLs of the latest or a version
     verify.py        re-read a stored version and compare it with its manifest
     maintenance.py   restore, prune, cleanup (one helper per kind of leftover)
     common.py        Target: the name and storage every step works on
@@ -37,9 +38,10 @@ from csvpublish.retry import RetryPolicy
 from csvpublish.storage import Storage
 
 from .catalog import Catalog
-from .common import Target
+from .common import ARCHIVE_CACHE_CONTROL, LATEST_CACHE_CONTROL, CachePolicy, Target
 from .flow import PublishFlow, PublishOptions, Source
 from .maintenance import Maintenance
+from .sharing import Sharer
 from .verify import Verifier
 
 __all__ = ["Publisher"]
@@ -76,6 +78,12 @@ class Publisher:
         bom: start the CSV with a UTF-8 byte-order mark, for Excel (default False).
             For :meth:`publish_file` the delimiter and header describe the file; its
             line ends and byte-order mark are read from it.
+        archive_cache_control: the ``Cache-Control`` of each archive and its manifest, which
+            never change (default ``public, max-age=31536000, immutable``); None sends none.
+        latest_cache_control: the ``Cache-Control`` of the latest and its manifest (default
+            ``no-cache``: a CDN asks the bucket before serving a copy); None sends none.
+            Both are stored where the backend keeps headers (S3, GCS; see
+            ``Storage.capabilities.cache_control``); a folder and ``memory://`` ignore them.
 
     Example:
         >>> publisher = Publisher("/tmp/books-out", name="books")
@@ -103,6 +111,8 @@ class Publisher:
         lineterminator: str = "\r\n",
         header: bool = True,
         bom: bool = False,
+        archive_cache_control: str | None = ARCHIVE_CACHE_CONTROL,
+        latest_cache_control: str | None = LATEST_CACHE_CONTROL,
     ) -> None:
         self.name = validate_name(name)
         if keep is not None and (not isinstance(keep, int) or keep < 1):
@@ -127,12 +137,13 @@ class Publisher:
         self.stale_after = stale_after
         self.dialect = Dialect(delimiter=delimiter, lineterminator=lineterminator, header=header, bom=bom)
         self.layout = Layout(self.name, compression, self.dialect.extension)
+        self.cache = CachePolicy(archive=archive_cache_control, latest=latest_cache_control)
 
     def __repr__(self) -> str:
         return f"Publisher({self.storage.uri()!r}, name={self.name!r}, compression={self.compression})"
 
     def _target(self) -> Target:
-        return Target(self.storage, self.name, self.layout, self.lock_timeout, self.stale_after)
+        return Target(self.storage, self.name, self.layout, self.lock_timeout, self.stale_after, self.cache)
 
     def _flow(self) -> PublishFlow:
         options = PublishOptions(
@@ -212,6 +223,23 @@ class Publisher:
         """
         return await Verifier(self._target()).verify(version, strict=strict)
 
+    async def share_url(self, version: str | VersionInfo | None = None, *, expires: int = 3600) -> str:
+        """A URL that downloads the latest (or an archived version) without credentials for ``expires`` seconds.
+
+        A presigned GET on S3 (SigV4, 7 days at most), a signed URL on GCS (with
+        a service account's key, 7 days at most), a read-only SAS on Azure (with
+        the account key). Anyone holding it can read the object until it expires:
+        csvpublish never logs it. The latest's URL reads whatever is the latest
+        when it is used.
+
+        Raises:
+            InputError: the destination cannot sign (a folder, ``memory://``), its
+                credentials cannot (anonymous), or ``expires`` is out of range.
+            VersionNotFoundError: no archived version is ``version``.
+            StorageNotFoundError: nothing is published yet (for the latest).
+        """
+        return await Sharer(self._target()).share_url(version, expires=expires)
+
     # --- restore, prune, cleanup -------------------------------------------------------
 
     async def restore(self, version: str | VersionInfo) -> PublishResult:
@@ -261,6 +289,10 @@ class Publisher:
     def verify_sync(self, version: str | VersionInfo | None = None, *, strict: bool = False) -> VerifyReport:
         """Blocking :meth:`verify`."""
         return run_sync(self.verify(version, strict=strict))
+
+    def share_url_sync(self, version: str | VersionInfo | None = None, *, expires: int = 3600) -> str:
+        """Blocking :meth:`share_url`."""
+        return run_sync(self.share_url(version, expires=expires))
 
     def restore_sync(self, version: str | VersionInfo) -> PublishResult:
         """Blocking :meth:`restore`."""

@@ -6,11 +6,12 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from csvpublish.errors import InputError
 from csvpublish.manifest import Manifest
 from csvpublish.naming import Layout
 from csvpublish.results import PublishResult
@@ -19,6 +20,37 @@ from csvpublish.storage import Storage
 logger = logging.getLogger("csvpublish")
 
 HOST = socket.gethostname()
+
+ARCHIVE_CACHE_CONTROL = "public, max-age=31536000, immutable"
+"""An archive never changes: a CDN or browser may keep it for a year without asking again."""
+LATEST_CACHE_CONTROL = "no-cache"
+"""The latest changes with each publish: a cache must ask the bucket before serving a copy it holds."""
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    """The ``Cache-Control`` header of the archives (and their manifests) and of the latest (and its manifest).
+
+    None sends no header. Backends that store no headers (a folder, ``memory://``) ignore both.
+
+    >>> CachePolicy().latest
+    'no-cache'
+    >>> CachePolicy(latest="")
+    Traceback (most recent call last):
+    csvpublish.errors.InputError: latest_cache_control='' is empty; give None to send no Cache-Control
+    """
+
+    archive: str | None = ARCHIVE_CACHE_CONTROL
+    latest: str | None = LATEST_CACHE_CONTROL
+
+    def __post_init__(self) -> None:
+        for which, value in (("archive", self.archive), ("latest", self.latest)):
+            if value is None:
+                continue
+            if not isinstance(value, str) or not value.isascii() or not value.isprintable():
+                raise InputError(f"{which}_cache_control={value!r} must be one line of printable text")
+            if not value.strip():
+                raise InputError(f"{which}_cache_control={value!r} is empty; give None to send no Cache-Control")
 
 
 @dataclass(frozen=True)
@@ -33,6 +65,8 @@ class Target:
     """Seconds to wait for another publisher to finish replacing the latest."""
     stale_after: timedelta
     """Age after which another machine's unfinished publish counts as dead."""
+    cache: CachePolicy = field(default_factory=CachePolicy)
+    """The ``Cache-Control`` of what each publish writes."""
 
     def layout_of(self, manifest: Manifest) -> Layout:
         """The layout a version was published with (compressed or not, ``.csv`` or ``.tsv``)."""

@@ -185,7 +185,13 @@ class PublishFlow:
         writer = await asyncio.to_thread(
             st.blocking,
             st.uri(archive),
-            lambda: st.open_writer(archive, content_type=layout.content_type, exclusive=True, part_size=PART_SIZE),
+            lambda: st.open_writer(
+                archive,
+                content_type=layout.content_type,
+                exclusive=True,
+                part_size=PART_SIZE,
+                cache_control=self.target.cache.archive,
+            ),
         )
         compressor = self.options.compressor()
         stats = await pipeline.run(
@@ -272,7 +278,10 @@ class PublishFlow:
             asyncio.to_thread(st.blocking, st.uri(archive), writer.commit, retry=False),
             _commit_local(local),
             st.write_bytes(
-                self.target.layout.archive_manifest(manifest.version), manifest.to_json(), content_type=JSON
+                self.target.layout.archive_manifest(manifest.version),
+                manifest.to_json(),
+                content_type=JSON,
+                cache_control=self.target.cache.archive,
             ),
             st.enforces_conditions(self.target.layout.reservation(manifest.version), reservation.marker),
             lease(),

@@ -73,7 +73,12 @@ class Maintenance:
             columns=[],
             library=library_version(),
         )
-        await st.write_bytes(layout.archive_manifest(info.version), manifest.to_json(), content_type="application/json")
+        await st.write_bytes(
+            layout.archive_manifest(info.version),
+            manifest.to_json(),
+            content_type="application/json",
+            cache_control=self.target.cache.archive,
+        )
         return manifest
 
     async def prune(self, keep: int) -> list[str]:

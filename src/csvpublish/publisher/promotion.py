@@ -30,6 +30,7 @@ from .lease import Held, Leases, Marker
 
 logger = logging.getLogger("csvpublish")
 
+JSON = "application/json"
 SWAP_TRIES = 20
 """Compare-and-swaps lost in a row before a promotion gives up (each loss means another publisher moved on)."""
 
@@ -177,6 +178,7 @@ class Promoter:
             size=manifest.size,
             if_match=seen.tag if conditional and seen is not None else None,
             if_absent=conditional and seen is not None and seen.tag is None,
+            cache_control=self.target.cache.latest,  # never the archive's: the copy replaces its headers
         )
 
     async def _write_manifest(self, manifest: Manifest, layout: Layout, seen: LatestSeen) -> None:
@@ -184,15 +186,20 @@ class Promoter:
 
         Another promotion may have copied over ours meanwhile: then its manifest is the one to stay.
         """
-        st, body = self.target.storage, manifest.to_json()
+        st, body, cache = self.target.storage, manifest.to_json(), self.target.cache.latest
         tag = seen.manifest_tag
         for _ in range(SWAP_TRIES):
             if not self.conditional:
-                await st.write_bytes(layout.latest_manifest, body, content_type="application/json")
+                await st.write_bytes(layout.latest_manifest, body, content_type=JSON, cache_control=cache)
                 return
             try:
                 await st.write_bytes(
-                    layout.latest_manifest, body, content_type="application/json", if_match=tag, exclusive=tag is None
+                    layout.latest_manifest,
+                    body,
+                    content_type=JSON,
+                    if_match=tag,
+                    exclusive=tag is None,
+                    cache_control=cache,
                 )
                 return
             except (FileExistsError, StorageNotFoundError):

@@ -16,7 +16,8 @@
 from __future__ import annotations
 
 from .backend import PART_SIZE, Backend, Capabilities, ObjectState, Tagged, WriteOptions, Writer, committing
-from .core import Entry, Storage
+from .core import Storage
+from .entry import Entry
 
 __all__ = [
     "PART_SIZE",

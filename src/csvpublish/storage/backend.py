@@ -62,9 +62,11 @@ class Capabilities:
     """Copies and small writes can carry a precondition on the destination's tag (:attr:`WriteOptions.if_match`),
     and :meth:`Backend.state` reads that tag: the latest can be replaced by compare-and-swap. Whether the
     service enforces the precondition is probed (:meth:`~csvpublish.Storage.enforces_conditions`), never assumed."""
-    # Seams for the next capabilities; False until a backend implements them (docs/architecture.md).
+    cache_control: bool = False
+    """Objects keep the ``Cache-Control`` header a write or a copy sets (:attr:`WriteOptions.cache_control`)."""
     presigned_urls: bool = False
-    """Read URLs signed for a limited time, for readers without credentials."""
+    """Read URLs signed for a limited time, for readers without credentials (:meth:`Backend.share_url`)."""
+    # Seams for the next capabilities; False until a backend implements them (docs/architecture.md).
     parallel_parts: bool = False
     """The parts of one object uploaded by several processes, then assembled by the service."""
 
@@ -78,6 +80,8 @@ class WriteOptions:
     """Create only if absent: a conditional create."""
     metadata: dict[str, str] = field(default_factory=dict)
     """User metadata, where the backend keeps it (:attr:`Capabilities.user_metadata`)."""
+    cache_control: str | None = None
+    """The ``Cache-Control`` header where the backend stores one (:attr:`Capabilities.cache_control`); None: none."""
     if_match: str | None = None
     """Write only if the destination still has this tag (:attr:`ObjectState.tag`): a compare-and-swap.
     Sent only by backends with :attr:`Capabilities.conditional_copy`; with ``exclusive``, only if absent."""
@@ -179,6 +183,8 @@ class Backend:
     """How this backend's errors read."""
     header_loggers: ClassVar[tuple[str, ...]] = ()
     """Loggers of the client library that print request headers (credentials) at DEBUG."""
+    max_share_seconds: ClassVar[int | None] = None
+    """The longest a signed URL of :meth:`share_url` may last; None: no limit of the service's."""
 
     def __init__(self, fs: AbstractFileSystem) -> None:
         self.fs = fs
@@ -237,7 +243,7 @@ class Backend:
         raise NotImplementedError
 
     async def copy(self, src: str, dst: str, options: WriteOptions, size: int | None = None) -> None:
-        """Copy ``src`` over ``dst``, replacing it in one step, with ``options``' content type and metadata.
+        """Copy ``src`` over ``dst`` in one step, with the headers and metadata of ``options`` (never the source's).
 
         ``size`` is the source's size when the caller knows it (saves a metadata request).
         """
@@ -259,6 +265,24 @@ class Backend:
     def endpoint(self) -> str:
         """Which service this filesystem talks to (an endpoint URL), for what is learned once per endpoint."""
         return ""
+
+    def share_refusal(self, expires: int) -> str | None:
+        """Why this backend cannot sign a URL that lasts ``expires`` seconds (the end of a sentence), or None."""
+        if isinstance(expires, bool) or not isinstance(expires, int) or expires < 1:
+            return f"cannot sign a share URL for expires={expires!r}: give a whole number of seconds, 1 or more"
+        if not self.capabilities.presigned_urls:
+            return "cannot sign share URLs; only object stores do (S3, GCS, Azure)"
+        longest = self.max_share_seconds
+        if longest is not None and expires > longest:
+            return f"signs share URLs for {longest} seconds ({longest // 86400} days) at most, not expires={expires}"
+        return None
+
+    async def share_url(self, full: str, expires: int) -> str:
+        """A URL that reads ``full`` without credentials for ``expires`` seconds (:attr:`Capabilities.presigned_urls`).
+
+        The URL is a credential: never log it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot sign URLs")
 
     # --- reading -----------------------------------------------------------------------
 

@@ -17,39 +17,24 @@ import asyncio
 import builtins
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any, TypeVar
 
-import fsspec
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.spec import AbstractFileSystem
 
 from csvpublish import retry as retries
 from csvpublish.credentials import redactor
-from csvpublish.errors import InputError, MissingBackendError, StorageNotFoundError
+from csvpublish.errors import InputError, StorageNotFoundError
 from csvpublish.retry import RetryPolicy
 
 from . import conditions
 from .backend import PART_SIZE, Backend, Capabilities, ObjectState, Tagged, Upload, WriteOptions, Writer, committing
-from .registry import backend_class, install_hint, protocol_of
+from .entry import Entry
+from .registry import backend_class, open_url
 from .translate import is_transient, translate
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One object found by :meth:`Storage.list`."""
-
-    path: str
-    """Path relative to the storage root."""
-    size: int
-    modified: datetime | None = None
-
-    @property
-    def basename(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
 
 
 class Storage:
@@ -89,7 +74,7 @@ class Storage:
             self.fs: AbstractFileSystem = location
             self.root = location._strip_protocol(root or "").rstrip("/")
         else:
-            self.fs, self.root = _open(os.fspath(location), storage_options)
+            self.fs, self.root = open_url(os.fspath(location), storage_options)
         protocols = self.fs.protocol if isinstance(self.fs.protocol, (tuple, list)) else (self.fs.protocol,)
         self.protocol: str = protocols[0]
         self.backend: Backend = backend_class(protocols)(self.fs)
@@ -216,7 +201,9 @@ class Storage:
 
         async def op() -> list[Entry]:
             self.fs.invalidate_cache(full)
-            return [self._entry(item) for item in await self.backend.list_prefix(full, prefix)]
+            return [
+                Entry.of(item, self.relative(item["name"])) for item in await self.backend.list_prefix(full, prefix)
+            ]
 
         return await self.retrying(self.uri(rel), op)
 
@@ -230,22 +217,9 @@ class Storage:
                 items = await self.backend.call("ls", full, detail=True)
             except FileNotFoundError:
                 return []
-            return [self._entry(item) for item in items if item.get("type") != "directory"]
+            return [Entry.of(item, self.relative(item["name"])) for item in items if item.get("type") != "directory"]
 
         return await self.retrying(self.uri(rel), op)
-
-    def _entry(self, item: dict[str, Any]) -> Entry:
-        # the keys fsspec filesystems use for a modification time: S3, local, GCS, memory
-        modified = item.get("LastModified") or item.get("mtime") or item.get("updated") or item.get("created")
-        if isinstance(modified, (int, float)):
-            modified = datetime.fromtimestamp(modified).astimezone()
-        elif isinstance(modified, str):
-            try:
-                modified = datetime.fromisoformat(modified.replace("Z", "+00:00"))
-            except ValueError:
-                modified = None
-        size = int(item.get("size") or 0)
-        return Entry(self.relative(item["name"]), size, modified if isinstance(modified, datetime) else None)
 
     async def delete(self, rel: str) -> None:
         """Delete ``rel``; a missing object is not an error."""
@@ -268,24 +242,34 @@ class Storage:
         content_type: str | None = None,
         exclusive: bool = False,
         if_match: str | None = None,
+        cache_control: str | None = None,
     ) -> None:
         """Write a small object atomically.
 
         ``exclusive=True``: :class:`FileExistsError` when ``rel`` exists (S3 ``If-None-Match: *``,
         GCS ``ifGenerationMatch=0``, a hard link locally). ``if_match`` (a tag from :meth:`state`):
         :class:`FileExistsError` unless ``rel`` still has it, where that is enforced (:meth:`enforces_conditions`).
+        ``cache_control``: its ``Cache-Control`` header, where the backend stores one.
         """
-        options = WriteOptions(content_type=content_type, exclusive=exclusive, if_match=if_match)
+        options = WriteOptions(
+            content_type=content_type, exclusive=exclusive, if_match=if_match, cache_control=cache_control
+        )
         full = self.path(rel)
         await self.retrying(self.uri(rel), lambda: self.backend.write_bytes(full, data, options))
 
     async def upload_file(
-        self, local_path: str | os.PathLike[str], rel: str, *, content_type: str | None = None, exclusive: bool = False
+        self,
+        local_path: str | os.PathLike[str],
+        rel: str,
+        *,
+        content_type: str | None = None,
+        exclusive: bool = False,
+        cache_control: str | None = None,
     ) -> None:
         """Upload a local file to ``rel``; it becomes visible only once complete."""
 
         def upload() -> None:
-            writer = self.open_writer(rel, content_type=content_type, exclusive=exclusive)
+            writer = self.open_writer(rel, content_type=content_type, exclusive=exclusive, cache_control=cache_control)
             with committing(writer), open(local_path, "rb") as f:
                 while chunk := f.read(PART_SIZE):
                     writer.write(chunk)
@@ -302,19 +286,21 @@ class Storage:
         size: int | None = None,
         if_match: str | None = None,
         if_absent: bool = False,
+        cache_control: str | None = None,
     ) -> None:
-        """Server-side copy ``src`` to ``dst``, replacing ``dst`` atomically.
+        """Server-side copy ``src`` over ``dst`` atomically, with these headers and metadata (never the source's).
 
-        S3 uses CopyObject (setting ``content_type`` and ``metadata`` on the copy),
-        GCS a rewrite, a local folder a copy to a temp file then a rename. The
-        bytes never pass through this machine on object stores. ``size``, the
-        source's size if known, saves a metadata request. ``if_match`` /
-        ``if_absent`` make it a compare-and-swap on the destination (backends with
-        :attr:`Capabilities.conditional_copy`; :class:`FileExistsError` when it lost).
+        S3 CopyObject, a GCS rewrite, a local copy then rename: on object stores the bytes never pass
+        through this machine. ``size`` (the source's, if known) saves a request. ``if_match`` / ``if_absent``:
+        a compare-and-swap (:attr:`Capabilities.conditional_copy`; :class:`FileExistsError` when it lost).
         """
         full_src, full_dst = self.path(src), self.path(dst)
         options = WriteOptions(
-            content_type=content_type, metadata=dict(metadata or {}), if_match=if_match, exclusive=if_absent
+            content_type=content_type,
+            metadata=dict(metadata or {}),
+            if_match=if_match,
+            exclusive=if_absent,
+            cache_control=cache_control,
         )
         what = f"copy {self.uri(src)} -> {self.uri(dst)}"
         await self.retrying(what, lambda: self.backend.copy(full_src, full_dst, options, size))
@@ -363,17 +349,47 @@ class Storage:
         upload = Upload(self.path(rel), upload_id)
         await self.retrying(self.uri(rel), lambda: self.backend.abort_upload(upload))
 
+    # --- share URLs --------------------------------------------------------------------
+
+    def check_share_url(self, expires: int) -> None:
+        """Raise :class:`InputError` unless this destination can sign a URL that lasts ``expires`` seconds.
+
+        >>> Storage("memory://doc-share").check_share_url(60)
+        Traceback (most recent call last):
+        csvpublish.errors.InputError: memory://doc-share cannot sign share URLs; only object stores do (S3, GCS, Azure)
+        """
+        refusal = self.backend.share_refusal(expires)
+        if refusal is not None:
+            raise InputError(f"{self.uri()} {refusal}")
+
+    async def share_url(self, rel: str, *, expires: int = 3600) -> str:
+        """A URL that reads ``rel`` for ``expires`` seconds without credentials (S3 presigned GET, GCS signed URL, SAS);
+        a credential, never logged, signed whether or not ``rel`` exists.
+
+        Raises:
+            InputError: the destination or its credentials cannot sign, or ``expires`` is out of range.
+        """
+        self.check_share_url(expires)
+        full = self.path(rel)
+        return await self.retrying(self.uri(rel), lambda: self.backend.share_url(full, expires))
+
     # --- blocking streams, for worker threads ------------------------------------------
 
     def open_writer(
-        self, rel: str, *, content_type: str | None = None, exclusive: bool = False, part_size: int = PART_SIZE
+        self,
+        rel: str,
+        *,
+        content_type: str | None = None,
+        exclusive: bool = False,
+        part_size: int = PART_SIZE,
+        cache_control: str | None = None,
     ) -> Writer:
         """A blocking writer whose data becomes visible at ``rel`` only on :meth:`Writer.commit`.
 
         Object stores stream multipart parts of ``part_size`` bytes; other
         filesystems write a hidden temp file beside the target and rename it.
         """
-        options = WriteOptions(content_type=content_type, exclusive=exclusive)
+        options = WriteOptions(content_type=content_type, exclusive=exclusive, cache_control=cache_control)
         writer = self.backend.open_writer(self.path(rel), options, part_size, self.blocking)
         writer.name = self.uri(rel)
         writer.errors = self.backend.errors
@@ -382,19 +398,3 @@ class Storage:
     def open_reader(self, rel: str) -> IO[bytes]:
         """A blocking binary reader of ``rel``, never opened from cached metadata."""
         return self.backend.open_reader(self.path(rel), PART_SIZE)
-
-
-def _open(url: str, options: dict[str, Any]) -> tuple[AbstractFileSystem, str]:
-    """The filesystem and root folder of a URL, with a clear error for a missing package or protocol."""
-    if not url:
-        raise InputError("the destination is empty: give a folder or a URL such as s3://bucket/prefix")
-    protocol = protocol_of(url)
-    try:
-        fs, path = fsspec.core.url_to_fs(url, **options)
-    except ImportError as exc:
-        raise MissingBackendError(install_hint(protocol)) from exc
-    except ValueError as exc:
-        if "Protocol not known" in str(exc):
-            raise InputError(f"unknown storage protocol {protocol}:// in the destination") from None
-        raise
-    return fs, str(path).rstrip("/")

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import uuid
 from typing import Any
 from urllib.parse import quote
+
+from csvpublish.errors import InputError
 
 from .backend import Capabilities, ObjectState, Tagged, WriteOptions
 from .objectstore import ObjectStoreBackend
@@ -27,18 +32,28 @@ class GCSBackend(ObjectStoreBackend):
     """``gs://`` and ``gcs://``."""
 
     capabilities = Capabilities(
-        object_store=True, server_side_copy=True, user_metadata=True, endpoint_url=True, conditional_copy=True
+        object_store=True,
+        server_side_copy=True,
+        user_metadata=True,
+        endpoint_url=True,
+        conditional_copy=True,
+        cache_control=True,
+        presigned_urls=True,  # with a service account's key: see share_url
     )
     stale_tag = "1"  # generations are microsecond timestamps: 1 is none
     errors = HTTP.extend(code_of=_code, precondition_text=("conditionNotMet",))  # the reason of a failed precondition
     header_loggers = ("gcsfs",)
+    max_share_seconds = 7 * 24 * 3600  # a V4 signed URL lasts 7 days at most
 
     @classmethod
     def with_endpoint(cls, options: dict[str, Any], endpoint_url: str) -> dict[str, Any]:
         return {**options, "endpoint_url": endpoint_url}
 
     def headers(self, options: WriteOptions) -> dict[str, Any]:
-        return {"content_type": options.content_type} if options.content_type else {}
+        headers: dict[str, Any] = {"content_type": options.content_type} if options.content_type else {}
+        if options.cache_control:
+            headers["fixed_key_metadata"] = {"cache_control": options.cache_control}
+        return headers
 
     def endpoint(self) -> str:
         fs: Any = self.fs
@@ -50,16 +65,27 @@ class GCSBackend(ObjectStoreBackend):
             return
         fs: Any = self.fs
         bucket, key, _ = fs.split_path(full)
+        resource: dict[str, Any] = {"name": key, "contentType": options.content_type or "application/octet-stream"}
+        if options.cache_control:
+            resource["cacheControl"] = options.cache_control
+        boundary = "csvpublish-" + uuid.uuid4().hex
+        body = (
+            (
+                f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{json.dumps(resource)}\r\n"
+                f"--{boundary}\r\nContent-Type: {resource['contentType']}\r\n\r\n"
+            ).encode()
+            + data
+            + f"\r\n--{boundary}--".encode()
+        )
         try:
             await self.on_loop(
                 fs._call(
                     "POST",
                     f"{fs._location}/upload/storage/v1/b/{quote(bucket)}/o",
-                    uploadType="media",
-                    name=key,
+                    uploadType="multipart",
                     ifGenerationMatch=options.if_match,
-                    headers={"Content-Type": options.content_type or "application/octet-stream"},
-                    data=data,
+                    headers={"Content-Type": f'multipart/related; boundary="{boundary}"'},
+                    data=body,
                     json_out=True,
                 )
             )
@@ -88,7 +114,7 @@ class GCSBackend(ObjectStoreBackend):
         return [i for i in found.values() if i.get("type") != "directory"]
 
     async def copy(self, src: str, dst: str, options: WriteOptions, size: int | None = None) -> None:
-        """A rewrite (server-side), setting the content type and metadata of the copy.
+        """A rewrite (server-side), setting the content type, metadata and cache control of the copy.
 
         ``options.if_match`` / ``exclusive`` become ``ifGenerationMatch=<generation>`` / ``=0``.
         """
@@ -105,6 +131,8 @@ class GCSBackend(ObjectStoreBackend):
             body["contentType"] = options.content_type
         if options.metadata:
             body["metadata"] = options.metadata
+        if options.cache_control:
+            body["cacheControl"] = options.cache_control
 
         async def rewrite() -> None:
             token = None
@@ -127,3 +155,19 @@ class GCSBackend(ObjectStoreBackend):
                 token = out["rewriteToken"]
 
         await self.on_loop(rewrite())
+
+    async def share_url(self, full: str, expires: int) -> str:
+        """A V4 signed URL, signed on this machine with the service account's private key (gcsfs ``sign``)."""
+        fs: Any = self.fs
+        try:
+            return str(await asyncio.to_thread(fs.sign, full, expires, version="v4"))
+        except AttributeError as exc:  # google-auth: "you need a private key to sign credentials"
+            if "private key" not in str(exc):
+                raise
+            held = getattr(fs.credentials, "credentials", None)  # None for token="anon"
+            kind = "anonymous" if held is None or "Anonymous" in type(held).__name__ else type(held).__name__
+            raise InputError(
+                f"{self.display_uri(full)}: a GCS share URL is signed with a service account's private key, and "
+                f"these credentials ({kind}) have none; give token= a service-account key file (or its JSON) "
+                "or set GOOGLE_APPLICATION_CREDENTIALS to one"
+            ) from None

@@ -16,7 +16,10 @@ import importlib
 from collections.abc import Iterable
 from typing import Any
 
-from csvpublish.errors import InputError
+import fsspec
+from fsspec.spec import AbstractFileSystem
+
+from csvpublish.errors import InputError, MissingBackendError
 
 from .backend import Backend
 
@@ -100,3 +103,19 @@ def endpoint_protocols() -> list[str]:
     for protocol, where in _BACKENDS.items():
         main.setdefault(where, protocol)
     return [p for p in main.values() if backend_class([p]).capabilities.endpoint_url]
+
+
+def open_url(url: str, options: dict[str, Any]) -> tuple[AbstractFileSystem, str]:
+    """The filesystem and root folder of a URL, with a clear error for a missing package or protocol."""
+    if not url:
+        raise InputError("the destination is empty: give a folder or a URL such as s3://bucket/prefix")
+    protocol = protocol_of(url)
+    try:
+        fs, path = fsspec.core.url_to_fs(url, **options)
+    except ImportError as exc:
+        raise MissingBackendError(install_hint(protocol)) from exc
+    except ValueError as exc:
+        if "Protocol not known" in str(exc):
+            raise InputError(f"unknown storage protocol {protocol}:// in the destination") from None
+        raise
+    return fs, str(path).rstrip("/")

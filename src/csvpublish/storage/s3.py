@@ -14,6 +14,8 @@ from typing import Any
 
 from fsspec.asyn import sync
 
+from csvpublish.errors import InputError
+
 from .backend import Capabilities, ObjectState, RunBlocking, Tagged, Upload, WriteOptions, Writer
 from .objectstore import ObjectStoreBackend
 from .translate import HTTP
@@ -26,6 +28,9 @@ by ``part_size``, so 5 MiB parts reach 268 GiB (see :func:`part_target`)."""
 
 COPY_OBJECT_LIMIT = 5 * 2**30
 """CopyObject copies objects up to 5 GiB; s3fs copies larger ones part by part."""
+
+SIGV4_LONGEST = 7 * 24 * 3600
+"""Seconds a SigV4 presigned URL may last at most: 7 days."""
 
 
 def part_target(part_size: int, parts_done: int) -> int:
@@ -83,15 +88,16 @@ class S3Backend(ObjectStoreBackend):
         multipart_uploads=True,
         endpoint_url=True,
         conditional_copy=True,
+        cache_control=True,
+        presigned_urls=True,
     )
     errors = ERRORS
-    header_loggers = ("botocore.auth", "botocore.endpoint")  # Authorization, X-Amz-Security-Token
+    header_loggers = ("botocore.auth", "botocore.endpoint")  # Authorization, X-Amz-Security-Token, signatures
+    max_share_seconds = SIGV4_LONGEST
     stale_tag = '"csvpublish-probe-not-an-etag"'
 
     @classmethod
     def with_endpoint(cls, options: dict[str, Any], endpoint_url: str) -> dict[str, Any]:
-        from csvpublish.errors import InputError
-
         client_kwargs = options.get("client_kwargs") or {}
         if not isinstance(client_kwargs, dict):
             raise InputError("the storage option client_kwargs must be a mapping (a JSON object)")
@@ -108,7 +114,8 @@ class S3Backend(ObjectStoreBackend):
         await self.s3("head_bucket", Bucket=bucket)
 
     def headers(self, options: WriteOptions) -> dict[str, Any]:
-        return {"ContentType": options.content_type} if options.content_type else {}
+        headers = {"ContentType": options.content_type, "CacheControl": options.cache_control}
+        return {name: value for name, value in headers.items() if value}
 
     def open_writer(self, full: str, options: WriteOptions, part_size: int, run: RunBlocking | None) -> Writer:
         assert run is not None, "the S3 writer sends its own requests: give it the storage's retries"
@@ -132,7 +139,7 @@ class S3Backend(ObjectStoreBackend):
             fs.invalidate_cache(full)
 
     async def copy(self, src: str, dst: str, options: WriteOptions, size: int | None = None) -> None:
-        """CopyObject, replacing the copy's content type and metadata; s3fs's multipart copy from 5 GiB.
+        """CopyObject, replacing the copy's headers and metadata; s3fs's multipart copy from 5 GiB.
 
         ``options.if_match`` / ``exclusive`` become CopyObject's ``IfMatch`` / ``IfNoneMatch: *`` on the destination.
         """
@@ -140,16 +147,42 @@ class S3Backend(ObjectStoreBackend):
         sb, sk, _ = fs.split_path(src)
         db, dk, _ = fs.split_path(dst)
         info = await self.call("info", src) if size is None or not options.content_type else {"size": size}
+        # REPLACE: the copy takes these headers, never the source's (an archive's immutable Cache-Control)
+        content_type = options.content_type or info.get("ContentType") or "application/octet-stream"
+        headers = {**self.headers(options), "ContentType": content_type, "Metadata": options.metadata}
         if int(info.get("size") or 0) >= COPY_OBJECT_LIMIT:
-            await self.call("cp_file", src, dst)
+            await self.call("cp_file", src, dst, **headers)  # a new multipart upload: it takes the same headers
             return
-        kwargs: dict[str, Any] = {"MetadataDirective": "REPLACE", "Metadata": options.metadata}
-        kwargs["ContentType"] = options.content_type or info.get("ContentType") or "application/octet-stream"
+        condition: dict[str, Any] = {}
         if options.if_match is not None:
-            kwargs["IfMatch"] = options.if_match
+            condition["IfMatch"] = options.if_match
         elif options.exclusive:
-            kwargs["IfNoneMatch"] = "*"
-        await self.s3("copy_object", Bucket=db, Key=dk, CopySource={"Bucket": sb, "Key": sk}, **kwargs)
+            condition["IfNoneMatch"] = "*"
+        source = {"Bucket": sb, "Key": sk}
+        await self.s3(
+            "copy_object", Bucket=db, Key=dk, CopySource=source, MetadataDirective="REPLACE", **headers, **condition
+        )
+
+    async def share_url(self, full: str, expires: int) -> str:
+        """A presigned GetObject URL, signed with SigV4 on this machine (no request is sent)."""
+        fs: Any = self.fs
+        if fs.anon:
+            raise InputError(f"{self.display_uri(full)}: anonymous access (anon=True) signs no share URL; {_NEEDS}")
+        bucket, key, _ = fs.split_path(full)
+
+        async def sign() -> str:
+            await fs.set_session()
+            client = await fs.get_s3(bucket)
+            client.meta.events.register_first("choose-signer.s3", _presign_with_sigv4, unique_id=_SIGV4_HOOK)
+            params = {"Bucket": bucket, "Key": key}
+            return str(await client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires))
+
+        try:
+            return await self.on_loop(sign())
+        except Exception as exc:
+            if type(exc).__name__ != "NoCredentialsError":  # botocore found no credentials anywhere
+                raise
+            raise InputError(f"{self.display_uri(full)}: no credentials to sign a share URL with; {_NEEDS}") from None
 
     async def state(self, full: str) -> ObjectState | None:
         fs: Any = self.fs
@@ -219,6 +252,19 @@ class S3Backend(ObjectStoreBackend):
         fs: Any = self.fs
         bucket, key, _ = fs.split_path(upload.path)
         await self.s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload.upload_id)
+
+
+_NEEDS = "give an access key (key= and secret=, a profile, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+_SIGV4_HOOK = "csvpublish-presign-sigv4"
+
+
+def _presign_with_sigv4(signature_version: str, **kwargs: Any) -> str | None:
+    """botocore presigns with SigV2 in regions that still take it: SigV4 instead, which R2 and every region take.
+
+    A handler of botocore's ``choose-signer.s3`` event, called before botocore's own; it changes presigned
+    URLs only (a request is signed with ``v4``, a presigned URL asks for ``v4-query``).
+    """
+    return "s3v4-query" if signature_version in {"v4-query", "s3v4-query", "s3-query"} else None
 
 
 class S3Writer(Writer):
