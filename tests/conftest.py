@@ -134,6 +134,10 @@ class Backend:
     """A small archive is one request: there is no separate commit or mid-stream step to fail."""
     request_faults: bool = False
     """The fault hook sees every API request, not only the kinds of operation."""
+    conditions_enforced: bool = False
+    """The server refuses a copy or a write conditional on a stale tag: the latest is swapped, no lease."""
+    read_with_metadata: Callable[[Destination, str], tuple[bytes, dict[str, str]] | None] | None = None
+    """Reads an object and its user metadata in one request (None when absent); None: no such read."""
     cache_control: Callable[[Destination, str], str | None] | None = None
     """Reads an object's Cache-Control with the backend's own client; None: the backend stores no headers."""
     copy_sets_no_cache_control: bool = False
@@ -166,6 +170,32 @@ def _gcs_cache_control(destination: Destination, rel: str) -> str | None:
     st = destination.reader()
     st.fs.invalidate_cache()
     return st.fs.info(st.path(rel)).get("cacheControl")  # type: ignore[no-any-return]
+
+
+_boto_clients: dict[str, Any] = {}
+
+
+def _s3_read_with_metadata(destination: Destination, rel: str) -> tuple[bytes, dict[str, str]] | None:
+    """One GetObject: the bytes and the metadata of the same version of the object."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    kwargs = destination.options["client_kwargs"]
+    endpoint = kwargs["endpoint_url"]
+    if endpoint not in _boto_clients:
+        key, secret = destination.options["key"], destination.options["secret"]
+        _boto_clients[endpoint] = boto3.client(
+            "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=key, aws_secret_access_key=secret
+        )
+    st = destination.reader()
+    bucket, key = st.path(rel).split("/", 1)
+    try:
+        response = _boto_clients[endpoint].get_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in {"NoSuchKey", "404"}:
+            return None
+        raise
+    return response["Body"].read(), {k.lower(): v for k, v in response["Metadata"].items()}
 
 
 def _faulty_local(faults: Faults, destination: Destination, retry: RetryPolicy) -> Storage:
@@ -216,6 +246,8 @@ BACKENDS: dict[str, Backend] = {
         copy_sets_no_cache_control=True,
         share_urls=True,
         expired_urls_refused=False,  # moto's server checks neither the signature nor the expiry of a presigned URL
+        conditions_enforced=False,  # moto ignores IfMatch/IfNoneMatch on CopyObject: the lease guards the latest
+        read_with_metadata=_s3_read_with_metadata,
     ),
     "gcs": Backend(
         "gcs",
