@@ -111,9 +111,10 @@ class ArrowFormatter:
             formula = pc.match_substring_regex(column, self._formula)
             column = pc.if_else(formula, pc.binary_join_element_wise(s["'"], column, s[""]), column)
         if kind in (_TEXT, _PYTHON) and self._has_special(column):
-            needs = pc.match_substring_regex(column, self._needs_quotes)
-            quoted = pc.binary_join_element_wise(s['"'], pc.replace_substring(column, '"', '""'), s['"'], s[""])
-            column = pc.if_else(needs, quoted, column)
+            # quote only the few values that need it, then put them back in place
+            needs = pc.fill_null(pc.match_substring_regex(column, self._needs_quotes), False)
+            few = pc.replace_substring(column.filter(needs), '"', '""')
+            column = pc.replace_with_mask(column, needs, pc.binary_join_element_wise(s['"'], few, s['"'], s[""]))
         return pc.fill_null(column, s[""]) if column.null_count else column
 
     def _has_special(self, column: Any) -> bool:
