@@ -75,3 +75,20 @@ async def test_verify_catches_a_tampered_or_missing_archive(make_destination: An
         await publisher.verify(result.version, strict=True)
     destination.delete(archive)
     assert any("is missing" in p for p in (await publisher.verify()).problems)
+
+
+@pytest.mark.parametrize("backend", backends("user_metadata"))
+async def test_a_swap_cut_short_before_its_manifest_is_recognised_without_a_lease(
+    make_destination: Any, backend: str
+) -> None:
+    """The latest holds a newer version than its manifest and no lease names it: its own metadata does."""
+    destination = make_destination(backend)
+    publisher = destination.publisher()
+    first = await publisher.publish(rows(10, "first"))
+    previous = destination.read("books_latest.manifest.json")
+    second = await publisher.publish(rows(10, "second"))
+    destination.write("books_latest.manifest.json", previous)  # as if killed between the copy and the manifest
+    assert ".csvpublish/books.latest.lock" not in destination.files()
+    report = await publisher.verify(strict=True)
+    assert report.version == second.version != first.version
+    assert any("still names" in note for note in report.notes)

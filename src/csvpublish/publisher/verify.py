@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import zlib
 from dataclasses import dataclass
@@ -80,7 +81,7 @@ class Verifier:
             problems.append(f"{st.uri(rel)} is missing")
             measured = None
         if version is None and measured is not None and measured.sha256 != manifest.sha256:
-            promoted = await self._promotion_under_way(measured)
+            promoted = await self._promotion_under_way(measured, manifest.version)
             if promoted is not None:
                 notes.append(
                     f"the latest is version {promoted.version} but its manifest still names {manifest.version}: "
@@ -120,18 +121,27 @@ class Verifier:
         except (StorageNotFoundError, FileNotFoundError):
             raise IntegrityError(f"{st.uri(info.path)} has no manifest; restore() can rebuild it") from None
 
-    async def _promotion_under_way(self, measured: Measurement) -> Manifest | None:
+    async def _promotion_under_way(self, measured: Measurement, named: str) -> Manifest | None:
         """The manifest of the version the lease holder is promoting, if the latest already holds its bytes.
 
         Between the copy and the latest manifest (a window of one request, or
         left open by a killed publisher until the next publish or cleanup) the
-        latest and its manifest disagree; the lock names the version copied.
+        latest and its manifest disagree; the lock, or the latest's own metadata,
+        names the version copied.
         """
-        holder = await self.leases.read(self.target.layout.latest_lock)
-        manifest = await self.catalog.manifest_if_valid(holder.version if holder else None)
-        if manifest is None or (manifest.size, manifest.sha256) != (measured.size, measured.sha256):
-            return None
-        return manifest
+        st, layout = self.target.storage, self.target.layout
+        holder = await self.leases.read(layout.latest_lock)
+        candidates = [holder.version if holder else None]
+        if st.capabilities.user_metadata:  # a compare-and-swap takes no lease: the latest names its own version
+            with contextlib.suppress(StorageNotFoundError, FileNotFoundError):
+                candidates.append((await st.metadata(layout.latest)).get("version"))
+        for version in candidates:
+            if version == named:  # the manifest names this version already: its disagreement is a fault
+                continue
+            manifest = await self.catalog.manifest_if_valid(version)
+            if manifest is not None and (manifest.size, manifest.sha256) == (measured.size, measured.sha256):
+                return manifest
+        return None
 
     async def _check_source_archive(self, manifest: Manifest) -> list[str]:
         """Problems of the archive the latest came from: its manifest must agree, its size must match."""
