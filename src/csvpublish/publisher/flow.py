@@ -146,7 +146,7 @@ class PublishFlow:
     async def _begin(self, started: datetime) -> tuple[Reservation, LatestSeen | None]:
         """Reserve the version, check the bucket and read the latest, all at once."""
         st, catalog = self.target.storage, self.catalog
-        if st.capabilities.conditional_copy:
+        if conditions.known(st) is not False and st.capabilities.conditional_copy:  # a swap starts from this view
             look: Awaitable[LatestSeen | None] = catalog.latest_seen()
         elif self.options.skip_unchanged:
             look = _manifest_only(catalog.latest_manifest(quiet=True))
