@@ -35,6 +35,7 @@ import pytest
 from csvpublish import Publisher, RetryPolicy, Storage
 
 from .faults import Faults, FaultyLocal, FaultyMemory, faulty_s3
+from .servers import SEAWEEDFS_ADMIN, SEAWEEDFS_READER, S3Credentials, SeaweedFS
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
@@ -72,10 +73,28 @@ def gcs_endpoint() -> Iterator[str]:
     server.stop()
 
 
-def s3_options(endpoint: str) -> dict[str, Any]:
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """SeaweedFS (``weed server`` with its S3 gateway) on 127.0.0.1, for the whole session."""
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_reader_options(seaweedfs: SeaweedFS) -> dict[str, Any]:
+    """s3fs options of SeaweedFS's read-only identity (actions Read and List): every write is AccessDenied."""
+    return s3_options(seaweedfs.endpoint, SEAWEEDFS_READER)
+
+
+MOTO = S3Credentials("testing", "testing")
+"""moto accepts any credentials: the dummy ones the session's environment holds."""
+
+
+def s3_options(endpoint: str, who: S3Credentials = MOTO) -> dict[str, Any]:
     return {
-        "key": "testing",
-        "secret": "testing",
+        "key": who.key,
+        "secret": who.secret,
         "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
         "skip_instance_cache": True,
     }
@@ -88,17 +107,26 @@ def gcs_options(endpoint: str) -> dict[str, Any]:
 _clients: dict[str, Any] = {}
 
 
-def shared_s3(endpoint: str) -> Any:
+def shared_s3(endpoint: str, who: S3Credentials = MOTO) -> Any:
     """One s3fs client per endpoint for the session's own reads (building one costs ~0.4 s: botocore's model)."""
     if endpoint not in _clients:
-        _clients[endpoint] = fsspec.filesystem("s3", **s3_options(endpoint))
+        _clients[endpoint] = fsspec.filesystem("s3", **s3_options(endpoint, who))
     return _clients[endpoint]
 
 
-def make_s3_bucket(endpoint: str) -> str:
-    bucket = f"test-{uuid.uuid4().hex[:12]}"
-    shared_s3(endpoint).call_s3("create_bucket", Bucket=bucket)
+def make_s3_bucket(endpoint: str, who: S3Credentials = MOTO) -> str:
+    bucket = f"test-{uuid.uuid4().hex[:12]}"  # a valid S3 name: SeaweedFS refuses short or odd ones
+    shared_s3(endpoint, who).call_s3("create_bucket", Bucket=bucket)
     return bucket
+
+
+def drop_s3_bucket(endpoint: str, bucket: str, who: S3Credentials) -> None:
+    """Delete a bucket and all it holds (SeaweedFS deletes a bucket that is not empty, and frees its volume)."""
+    fs = shared_s3(endpoint, who)
+    try:
+        fs.call_s3("delete_bucket", Bucket=bucket)
+    except Exception as exc:  # best effort: a bucket left behind only costs a volume
+        print(f"could not delete the bucket {bucket}: {exc!r}")
 
 
 def make_gcs_bucket(endpoint: str) -> str:
@@ -249,6 +277,18 @@ BACKENDS: dict[str, Backend] = {
         conditions_enforced=False,  # moto ignores IfMatch/IfNoneMatch on CopyObject: the lease guards the latest
         read_with_metadata=_s3_read_with_metadata,
     ),
+    "seaweedfs": Backend(
+        "seaweedfs",
+        denied=_s3_access_denied,
+        faults=_faulty_s3,
+        exclusive_uploads=True,
+        object_store=True,
+        user_metadata=True,
+        outlives_process=True,
+        parts_retried=True,
+        single_request_small_uploads=True,
+        request_faults=True,
+    ),
     "gcs": Backend(
         "gcs",
         denied=_permission_error,
@@ -362,6 +402,12 @@ def make_destination(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
             endpoint = request.getfixturevalue("s3_endpoint")
             bucket = make_s3_bucket(endpoint)
             return Destination("s3", f"s3://{bucket}/meta", s3_options(endpoint), shared_fs=shared_s3(endpoint))
+        if backend == "seaweedfs":
+            endpoint = request.getfixturevalue("seaweedfs").endpoint
+            bucket = make_s3_bucket(endpoint, SEAWEEDFS_ADMIN)
+            request.addfinalizer(lambda: drop_s3_bucket(endpoint, bucket, SEAWEEDFS_ADMIN))
+            options, shared = s3_options(endpoint, SEAWEEDFS_ADMIN), shared_s3(endpoint, SEAWEEDFS_ADMIN)
+            return Destination("seaweedfs", f"s3://{bucket}/meta", options, shared_fs=shared)
         if backend == "gcs":
             endpoint = request.getfixturevalue("gcs_endpoint")
             bucket = make_gcs_bucket(endpoint)

@@ -141,3 +141,18 @@ async def test_reading_a_missing_destination_is_an_error(make_destination, tmp_p
     options = make_destination("s3").options
     with pytest.raises(StorageNotFoundError, match="bucket does not exist"):
         await Publisher("s3://no-such-bucket-abc/x", name="books", storage_options=options).versions()
+
+
+async def test_read_only_credentials_are_refused_every_write_and_change_nothing(
+    make_destination: Any, seaweedfs_reader_options: dict[str, Any]
+) -> None:
+    """A read-only identity (Read and List on SeaweedFS) cannot publish (AccessDeniedError), yet lists and verifies."""
+    destination = make_destination("seaweedfs")
+    first = await destination.publisher().publish(ROWS)
+    before = {rel: destination.read(rel) for rel in destination.files()}
+    reader = Publisher(destination.url, name="books", storage_options=seaweedfs_reader_options)
+    with pytest.raises(AccessDeniedError, match="access denied; check the credentials"):
+        await reader.publish([*ROWS, {"Barcode": "3", "Title": "Walden"}])
+    assert {rel: destination.read(rel) for rel in destination.files()} == before
+    assert [v.version for v in await reader.versions()] == [first.version]
+    assert (await reader.verify(strict=True)).version == first.version

@@ -61,3 +61,39 @@ def test_concurrent_publishers_keep_every_archive_and_one_complete_latest(make_d
     assert destination.read("books_latest.csv.gz") == destination.read(f"timestamped/books_{newest.version}.csv.gz")
     assert newest.latest_updated
     assert set(destination.files()) == published_objects(publisher)
+
+
+@pytest.mark.parametrize("backend", backends())
+def test_six_publishers_of_six_snapshots_each_all_finish(make_destination: Any, backend: str) -> None:
+    """Six threads publishing six snapshots each to one destination all finish, every archive kept, the newest latest.
+
+    Their reservations and lease locks race as conditional creates of the same keys (issue 13's stall).
+    """
+    destination = make_destination(backend)
+    count, each = 6, 6
+    barrier = threading.Barrier(count)
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        publisher = Publisher(destination.url, name="books", storage_options=destination.options)  # a client each
+        barrier.wait()
+        try:
+            for j in range(each):
+                results.append(publisher.publish_sync(rows(20 + j, f"p{i}-{j}-")))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not [thread for thread in threads if thread.is_alive()], "a publisher stalled"
+    assert not errors, errors
+    publisher = destination.publisher()
+    assert sorted(info.version for info in publisher.versions_sync()) == sorted(r.version for r in results)
+    assert len(results) == count * each
+    newest = max(results, key=lambda r: r.version)
+    assert publisher.verify_sync(strict=True).version == newest.version
+    assert set(destination.files()) == published_objects(publisher)

@@ -69,6 +69,19 @@ def s3fs_error(code: str, status: int) -> BaseException:
     return raised_from(translate_boto_error(boto), boto)
 
 
+def aws_if_none_match_failed() -> BaseException:
+    """AWS's 412 to a conditional create names its condition: s3fs then raises FileExistsError itself."""
+    boto = ClientError(
+        {
+            "Error": {"Code": "PreconditionFailed", "Message": "At least one of the pre-conditions you specified did "
+                      "not hold", "Condition": "If-None-Match"},
+            "ResponseMetadata": {"HTTPStatusCode": 412},
+        },
+        "PutObject",
+    )
+    return raised_from(translate_boto_error(boto), boto)
+
+
 def connector_error() -> aiohttp.ClientConnectorError:
     """aiohttp's refused connection, as gcsfs's session raises it for an endpoint nobody listens on."""
     key = ConnectionKey(
@@ -182,6 +195,27 @@ S3_ROWS = [
     ),
     pytest.param(S3Backend, s3fs_error("SlowDown", 503), TransientStorageError, "temporary error", id="s3fs-SlowDown"),
     pytest.param(S3Backend, s3fs_error("PreconditionFailed", 412), FileExistsError, WHAT, id="s3fs-PreconditionFailed"),
+    # concurrent conditional writes to one key: 409 is "try again", 412 is "someone else's create won"
+    pytest.param(
+        S3Backend,
+        client_error("ConditionalRequestConflict", 409),
+        TransientStorageError,
+        "temporary error",
+        id="s3-409-ConditionalRequestConflict",
+    ),
+    pytest.param(
+        S3Backend,
+        s3fs_error("ConditionalRequestConflict", 409),
+        TransientStorageError,
+        "temporary error (OSError",
+        id="s3fs-409-ConditionalRequestConflict",
+    ),
+    pytest.param(
+        S3Backend, s3fs_error("OperationAborted", 409), TransientStorageError, "temporary error", id="s3fs-409-Aborted"
+    ),
+    pytest.param(S3Backend, client_error(None, 412), FileExistsError, WHAT, id="s3-412-no-code"),
+    pytest.param(S3Backend, s3fs_error("", 412), FileExistsError, WHAT, id="s3fs-412-empty-code"),
+    pytest.param(S3Backend, client_error(None, 409), StorageError, "the service said 409", id="s3-409-no-code"),
 ]
 
 
@@ -390,6 +424,13 @@ def test_translate_returns_unchanged(backend: type[Backend], exc: BaseException)
         pytest.param(client_error("NoSuchKey", 404), S3Backend.errors, False, id="s3-NoSuchKey"),
         pytest.param(s3fs_error("InternalError", 500), S3Backend.errors, True, id="s3fs-InternalError"),
         pytest.param(
+            s3fs_error("ConditionalRequestConflict", 409), S3Backend.errors, True, id="s3fs-ConditionalRequestConflict"
+        ),
+        pytest.param(s3fs_error("PreconditionFailed", 412), S3Backend.errors, False, id="s3fs-PreconditionFailed"),
+        pytest.param(
+            client_error("ConditionalRequestConflict", 409), GCSBackend.errors, False, id="gcs-s3-409-Conflict"
+        ),
+        pytest.param(
             EndpointConnectionError(endpoint_url=ENDPOINT), S3Backend.errors, False, id="s3-EndpointConnectionError"
         ),
         pytest.param(HttpError({"code": 503, "message": "x"}), GCSBackend.errors, True, id="gcs-503"),
@@ -423,6 +464,11 @@ def test_is_transient(exc: BaseException, table: ErrorCodes, expected: bool) -> 
         ),
         pytest.param(client_error("PreconditionFailed", 412), S3Backend.errors, True, id="s3-PreconditionFailed"),
         pytest.param(client_error(None, 412), S3Backend.errors, True, id="s3-no-code-412"),
+        pytest.param(aws_if_none_match_failed(), S3Backend.errors, True, id="s3fs-If-None-Match-FileExistsError"),
+        pytest.param(s3fs_error("PreconditionFailed", 412), S3Backend.errors, True, id="s3fs-412-no-condition"),
+        pytest.param(
+            s3fs_error("ConditionalRequestConflict", 409), S3Backend.errors, False, id="s3fs-409-is-no-verdict"
+        ),
         pytest.param(client_error("PreconditionFailed", 412), GENERIC, False, id="generic-s3-PreconditionFailed"),
         pytest.param(HttpError({"code": 412, "message": "x"}), GCSBackend.errors, True, id="gcs-412"),
         pytest.param(

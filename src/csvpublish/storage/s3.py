@@ -71,9 +71,15 @@ ERRORS = HTTP.extend(
         "RequestTimeTooSkewed",
         "InternalError",
         "ServiceUnavailable",
+        # 409: a conditional write raced another request on the same key and decided nothing; S3 says to
+        # retry, and the retry is answered 200 or 412 (s3fs reads neither code, so it raises a bare OSError)
+        "ConditionalRequestConflict",
+        "OperationAborted",
     },
     transient_names={"ConnectionClosedError", "ReadTimeoutError", "ConnectTimeoutError"},  # botocore, urllib3
     unreachable_names={"EndpointConnectionError"},
+    # 412: the object exists, someone else's create won (s3fs raises FileExistsError only when the
+    # answer names the If-None-Match condition, as AWS does; SeaweedFS's does not, moto's does)
     precondition={"PreconditionFailed"},
 )
 
