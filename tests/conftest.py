@@ -288,6 +288,12 @@ BACKENDS: dict[str, Backend] = {
         parts_retried=True,
         single_request_small_uploads=True,
         request_faults=True,
+        cache_control=_s3_cache_control,
+        copy_sets_no_cache_control=True,
+        share_urls=True,
+        expired_urls_refused=True,  # SeaweedFS checks a presigned URL's signature and expiry
+        conditions_enforced=True,  # it refuses a CopyObject or a PutObject whose IfMatch is stale
+        read_with_metadata=_s3_read_with_metadata,
     ),
     "gcs": Backend(
         "gcs",

@@ -176,27 +176,31 @@ class Leases:
     async def reserve(self, started: datetime) -> Reservation:
         """Claim a fresh version identifier with a conditional create of its reservation.
 
-        One round trip when the second is free: the reservation of the second's
-        first name is created while the archives of that second alone and the
-        control folder (in-flight publishes, never the history) are listed.
+        Two round trips when the second is free: the reservation of the second's
+        first name is created while the control folder (publishes in flight, never
+        the history) is listed; then the archives of that second alone are listed.
+        That listing comes after the create on purpose: a publish that used this
+        name and released it had committed its archive first, so it is seen.
         """
         st, layout = self.target.storage, self.layout
         version = version_id(started)
         for _ in range(RESERVE_TRIES):
             marker = Marker.new(version)
-            found = await asyncio.gather(
+            created, control = await asyncio.gather(
                 self._create(layout.reservation(version), marker),
-                st.list_prefix(ARCHIVE_DIR, f"{self.target.name}_{version[:15]}"),
                 st.list_prefix(CONTROL_DIR, ""),
                 return_exceptions=True,
             )
-            created, archives, control = found
-            if isinstance(archives, BaseException) or isinstance(control, BaseException):
+            if isinstance(created, BaseException) or isinstance(control, BaseException):
                 if created is True:
                     await quietly(st.delete(layout.reservation(version)))
-                raise archives if isinstance(archives, BaseException) else control  # type: ignore[misc]
-            if isinstance(created, BaseException):
-                raise created
+                raise created if isinstance(created, BaseException) else control  # type: ignore[misc]
+            try:
+                archives = await st.list_prefix(ARCHIVE_DIR, f"{self.target.name}_{version[:15]}")
+            except BaseException:
+                if created:
+                    await quietly(st.delete(layout.reservation(version)))
+                raise
             mine = basename(layout.reservation(version))
             # our own reservation, and the temp file a local conditional create of it passes through
             others = [e for e in control if e.basename != mine and not e.basename.startswith(f".{mine}.")]

@@ -223,6 +223,8 @@ class S3Backend(ObjectStoreBackend):
         while True:
             page = await self.s3("list_objects_v2", **kwargs)
             for item in page.get("Contents", []):
+                if item["Key"].endswith("/"):  # a folder marker (SeaweedFS lists the folder itself), not a file
+                    continue
                 out.append(
                     {
                         "name": f"{bucket}/{item['Key']}",
