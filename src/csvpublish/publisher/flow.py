@@ -3,15 +3,16 @@
 Round trips of an uncontended publish that fits in one part, each line's requests sent at once
 (docs/guarantees.md)::
 
-    1 begin      reserve .csvpublish/<name>_<version>.lock; list that second's archives and the
-                 control folder; check the bucket; read the latest's tag and its manifest
+    1 begin      create .csvpublish/<name>_<version>.lock; list the control folder; check the
+                 bucket; read the latest's tag and its manifest
+    2            list that second's archives (after the reservation exists)
       stream     rows -> CSV -> gzip, in memory up to a part             (pipeline.run, one pass)
-    2 commit     PUT the archive (if absent) + its manifest; probe conditional writes (once per
+    3 commit     PUT the archive (if absent) + its manifest; probe conditional writes (once per
                  process); take the lease unless they are known to be enforced
-    3 promote    copy the archive over the latest (compare-and-swap where enforced) + release the
+    4 promote    copy the archive over the latest (compare-and-swap where enforced) + release the
                  reservation                                              (promotion.Promoter)
-    4 describe   PUT the latest manifest (compare-and-swap where enforced)
-    (lease only) read the latest under the lease before 3; release the lease after 4
+    5 describe   PUT the latest manifest (compare-and-swap where enforced)
+    (lease only) read the latest under the lease before 4; release the lease after 5
 
 then keep= pruning and, if others left anything in the control folder, cleanup().
 """
