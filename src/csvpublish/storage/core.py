@@ -176,7 +176,7 @@ class Storage:
             return
         if not bucket:
             raise InputError(f"{self.uri()}: the destination needs a bucket, like {self.protocol}://bucket/prefix")
-        self.fs.invalidate_cache(bucket)
+        self.backend.forget(bucket)
         what = self.backend.display_uri(bucket)
         try:
             await self.retrying(what, lambda: self.backend.probe_bucket(bucket))
@@ -189,13 +189,13 @@ class Storage:
     async def exists(self, rel: str) -> bool:
         """True when ``rel`` exists (never answered from a cache)."""
         full = self.path(rel)
-        self.fs.invalidate_cache(full)
+        self.backend.forget(full)
         return bool(await self.retrying(self.uri(rel), lambda: self.backend.call("exists", full)))
 
     async def info(self, rel: str) -> dict[str, Any]:
         """The backend's metadata of ``rel`` (size, type, content type, ...)."""
         full = self.path(rel)
-        self.fs.invalidate_cache(full)
+        self.backend.forget(full)
         return dict(await self.retrying(self.uri(rel), lambda: self.backend.call("info", full)))
 
     async def read_bytes(self, rel: str) -> bytes:
@@ -204,7 +204,7 @@ class Storage:
 
         async def op() -> bytes:
             # s3fs sizes the read from its listing cache, which would miss an object made since
-            self.fs.invalidate_cache(full)
+            self.backend.forget(full)
             return bytes(await self.backend.call("cat_file", full))
 
         return await self.retrying(self.uri(rel), op)
@@ -214,7 +214,7 @@ class Storage:
         full = self.path(rel)
 
         async def op() -> list[Entry]:
-            self.fs.invalidate_cache(full)
+            self.backend.forget(full)
             try:
                 items = await self.backend.call("ls", full, detail=True)
             except FileNotFoundError:
@@ -224,8 +224,14 @@ class Storage:
         return await self.retrying(self.uri(rel), op)
 
     def _entry(self, item: dict[str, Any]) -> Entry:
-        # the keys fsspec filesystems use for a modification time: S3, local, GCS, memory
-        modified = item.get("LastModified") or item.get("mtime") or item.get("updated") or item.get("created")
+        # the keys fsspec filesystems use for a modification time: S3, local, GCS, Azure, memory
+        modified = (
+            item.get("LastModified")
+            or item.get("mtime")
+            or item.get("updated")
+            or item.get("last_modified")
+            or item.get("created")
+        )
         if isinstance(modified, (int, float)):
             modified = datetime.fromtimestamp(modified).astimezone()
         elif isinstance(modified, str):
@@ -245,7 +251,7 @@ class Storage:
                 await self.backend.call("rm_file", full)
             except FileNotFoundError:
                 pass
-            self.fs.invalidate_cache(full)
+            self.backend.forget(full)
 
         await self.retrying(self.uri(rel), op)
 
@@ -255,7 +261,7 @@ class Storage:
         """Write a small object atomically.
 
         With ``exclusive=True`` the write fails with :class:`FileExistsError` when
-        ``rel`` exists, using the backend's conditional create (S3
+        ``rel`` exists, using the backend's conditional create (S3 and Azure
         ``If-None-Match: *``, GCS ``ifGenerationMatch=0``, a hard link locally).
         """
         full, options = self.path(rel), WriteOptions(content_type=content_type, exclusive=exclusive)
@@ -285,19 +291,19 @@ class Storage:
         """Server-side copy ``src`` to ``dst``, replacing ``dst`` atomically.
 
         S3 uses CopyObject (setting ``content_type`` and ``metadata`` on the copy),
-        GCS a rewrite, a local folder a copy to a temp file then a rename. The
+        GCS a rewrite, Azure a Copy Blob, a local folder a copy to a temp file then a rename. The
         bytes never pass through this machine on object stores.
         """
         full_src, full_dst = self.path(src), self.path(dst)
         options = WriteOptions(content_type=content_type, metadata=dict(metadata or {}))
         what = f"copy {self.uri(src)} -> {self.uri(dst)}"
         await self.retrying(what, lambda: self.backend.copy(full_src, full_dst, options))
-        self.fs.invalidate_cache(full_dst)
+        self.backend.forget(full_dst)
 
     async def metadata(self, rel: str) -> dict[str, str]:
-        """User metadata of ``rel`` where the backend keeps it (S3, GCS), else ``{}``."""
+        """User metadata of ``rel`` where the backend keeps it (S3, GCS, Azure), else ``{}``."""
         full = self.path(rel)
-        self.fs.invalidate_cache(full)
+        self.backend.forget(full)
         meta = await self.retrying(self.uri(rel), lambda: self.backend.metadata(full))
         return {str(k).lower(): str(v) for k, v in meta.items()}
 
