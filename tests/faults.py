@@ -1,15 +1,23 @@
 r"""Fault injection for faults a real server will not produce on demand.
 
-Each class is the real filesystem (local folder, memory, s3fs talking to the
-moto server) with one hook in front of its operations; nothing else is
-replaced. A rule fails one kind of operation:
+Each class is the real filesystem (local folder, memory, s3fs talking to moto
+or SeaweedFS, adlfs talking to Azurite, gcsfs talking to fake-gcs-server) with
+one hook in front of its operations; nothing else is replaced. A rule fails
+one kind of operation:
 
-* ``upload``: writing snapshot data (temp files locally, PutObject/UploadPart on S3);
-  ``after_bytes`` fails once that many bytes went through;
-* ``commit``: making an upload visible (link/rename locally, CompleteMultipartUpload);
+* ``upload``: writing snapshot data (temp files locally, PutObject/UploadPart on S3, Put Blob/Put
+  Block on Azure, a resumable upload's chunks on GCS); ``after_bytes`` fails once that many bytes
+  went through;
+* ``commit``: making an upload visible (link/rename locally, CompleteMultipartUpload, Put Block
+  List, the last chunk of a GCS upload);
 * ``copy``: the copy to the latest; ``manifest``: writing a manifest;
 * ``list``: listing a folder; ``lock``: writing a lock or reservation;
-* ``delete``: deleting an object; ``request`` (S3 only): any S3 API call.
+* ``delete``: deleting an object; ``request`` (object stores): any request to the service.
+
+On S3 and GCS every check runs before its request is sent. On Azure a staged
+block (Put Block) is checked once the service has it, as the bytes of an upload
+that stays open: a kill there leaves staged blocks, as one on S3 leaves the
+multipart upload that CreateMultipartUpload opened before the first part.
 
 ``where`` narrows a rule to paths matching that regular expression
 (``"timestamped/"``, ``r"_latest\.manifest"``, ``r"latest\.lock$"``). The error
@@ -19,10 +27,12 @@ very step.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
@@ -190,3 +200,185 @@ def faulty_s3(faults: Faults, **options: Any) -> Any:
         call_s3 = sync_wrapper(_call_s3)
 
     return FaultyS3(**{k: v for k, v in options.items() if k != "skip_instance_cache"})
+
+
+# --- Azure ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _AzureRequest:
+    op: str | None
+    """The fault operation, None for reads and requests on containers or properties."""
+    key: str
+    """The blob it names, or the prefix it lists."""
+    size: int = 0
+    staged: bool = False
+    """A Put Block: checked once the service has the block."""
+
+
+def _azure_request(method: str, url: str, headers: Any) -> _AzureRequest:
+    """What one Blob service request is, for the fault hook."""
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    segments = unquote(parts.path).lstrip("/").split("/", 2)  # account, container, blob
+    key = segments[2] if len(segments) > 2 else ""
+    size = int(headers.get("Content-Length") or 0)
+    comp = query.get("comp")
+    if method == "GET" and comp == "list":
+        return _AzureRequest("list", query.get("prefix", ""))
+    if method == "DELETE" and key:
+        return _AzureRequest("delete", key)
+    if method != "PUT" or not key or comp not in {None, "block", "blocklist"}:
+        return _AzureRequest(None, key)
+    if "x-ms-copy-source" in headers:
+        return _AzureRequest("copy", key)
+    if comp == "block":
+        return _AzureRequest("upload", key, size, staged=True)
+    if comp == "blocklist":
+        return _AzureRequest("commit", key)
+    op = _op_for_path(key)  # Put Blob: a lock, a manifest or a small archive, in one request
+    return _AzureRequest(op, key, size if op == "upload" else 0)
+
+
+def faulty_azure(faults: Faults, **options: Any) -> Any:
+    """An adlfs filesystem whose Blob service requests pass through ``faults`` first (its HTTP transport wrapped)."""
+    from adlfs import AzureBlobFileSystem
+    from azure.core.pipeline.transport import AioHttpTransport
+    from azure.storage.blob.aio import BlobServiceClient
+
+    class FaultyTransport(AioHttpTransport):  # type: ignore[misc]
+        async def send(self, request: Any, **kwargs: Any) -> Any:
+            seen = _azure_request(request.method, request.url, request.headers)
+            faults.check("request", path=f"{request.method} {seen.key}")
+            if seen.op is not None and not seen.staged:
+                faults.check(seen.op, seen.size, seen.key)
+            response = await super().send(request, **kwargs)
+            if seen.op is not None and seen.staged:
+                faults.check(seen.op, seen.size, seen.key)
+            return response
+
+    class FaultyAzure(AzureBlobFileSystem):  # type: ignore[misc]
+        cachable = False
+
+        def do_connect(self) -> None:
+            # Faults are raised under azure-storage-blob's own retries (15 s, then longer, between tries),
+            # which would retry each injected error: they are off, as the hook of s3fs and gcsfs sits above
+            # botocore's and gcsfs's. csvpublish's RetryPolicy does the retrying.
+            self.service_client = BlobServiceClient.from_connection_string(
+                self.connection_string, transport=FaultyTransport(), retry_total=0
+            )
+
+    return FaultyAzure(**{k: v for k, v in options.items() if k != "skip_instance_cache"})
+
+
+def azure_error(status: int, code: str | None, message: str = "the service said no") -> BaseException:
+    """The exception azure-storage-blob raises for a Put Blob the service answers ``status`` with ``code``.
+
+    Built by the real client, from a canned HTTP response: the same class, status and error code
+    as a service's answer.
+    """
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport, RequestsTransportResponse
+    from azure.storage.blob import BlobClient
+
+    class Canned(RequestsTransport):  # type: ignore[misc]
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            response = requests.Response()
+            response.status_code, response.reason, response.url = status, "Error", request.url
+            response.headers["Content-Type"] = "application/xml"
+            if code:
+                response.headers["x-ms-error-code"] = code
+                body = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+                response._content = f"<?xml version='1.0' encoding='utf-8'?>{body}".encode()
+            else:
+                response._content = b""
+            return RequestsTransportResponse(request, response)
+
+    client = BlobClient("http://127.0.0.1:9/devstoreaccount1", "container", "key", transport=Canned(), retry_total=0)
+    try:
+        client.upload_blob(b"x", overwrite=False)
+    except Exception as exc:
+        return exc
+    raise AssertionError(f"azure-storage-blob raised nothing for {status} {code}")
+
+
+# --- GCS --------------------------------------------------------------------------------------------
+
+
+def _gcs_simple_upload(data: Any) -> tuple[str, int]:
+    """The object name and the data size of a gcsfs one-request upload (a multipart/related body)."""
+    raw = bytes(data)
+    _, described, rest = raw.split(b"\n\n", 2)
+    name = json.loads(described.split(b"\n--==0==", 1)[0])["name"]
+    return str(name), len(rest) - len(b"\n--==0==--")
+
+
+def gcsfs_error(status: int, message: str = "the service said no") -> BaseException:
+    """What gcsfs raises for an HTTP status: ``gcsfs.retry.validate_response``'s own exception."""
+    from gcsfs.retry import validate_response
+
+    body = json.dumps({"error": {"code": status, "message": message}}).encode()
+    try:
+        validate_response(status, body, "/b/bucket/o/key")
+    except Exception as exc:
+        return exc
+    raise AssertionError(f"gcsfs raised nothing for {status}")
+
+
+def faulty_gcs(faults: Faults, **options: Any) -> Any:
+    """A gcsfs filesystem whose JSON API requests pass through ``faults`` first."""
+    import gcsfs
+    from fsspec.asyn import sync_wrapper
+
+    uploads: dict[str, str] = {}
+    """The object name of each resumable upload, by its session URL."""
+
+    class FaultyGCS(gcsfs.GCSFileSystem):  # type: ignore[misc]
+        cachable = False
+
+        async def _call(self, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+            resumable = kwargs.get("uploadType") == "resumable"
+            key = self._check(method, path, args, kwargs)
+            out = await super()._call(method, path, *args, **kwargs)
+            if resumable:  # remember which object this upload session writes
+                headers = out[0]
+                uploads[str(headers["Location"])] = key
+            return out
+
+        def _check(self, method: str, path: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+            key = ""
+            if path in uploads:  # a chunk of a resumable upload; the last one (a known size) commits it
+                key = uploads[path]
+                span = str((kwargs.get("headers") or {}).get("Content-Range", ""))
+                size = int((kwargs.get("headers") or {}).get("Content-Length") or 0)
+                faults.check("request", path=f"{method} {key}")
+                if method == "POST" and not span.startswith("bytes */"):
+                    faults.check("upload", size, key)
+                if method == "POST" and not span.endswith("/*"):
+                    faults.check("commit", path=key)
+                return key
+            if kwargs.get("uploadType") == "resumable":
+                key = unquote(path.split("?name=", 1)[1])
+            elif kwargs.get("uploadType") == "multipart":
+                key, size = _gcs_simple_upload(kwargs["data"])
+                faults.check("request", path=f"{method} {key}")
+                op = _op_for_path(key)
+                faults.check(op, size if op == "upload" else 0, key)
+                return key
+            elif "rewriteTo" in path:
+                key = str(args[3])
+            elif len(args) > 1:
+                key = str(args[1])
+            faults.check("request", path=f"{method} {key}")
+            if "rewriteTo" in path:
+                faults.check("copy", path=key)
+            elif method == "GET" and path == "b/{}/o":
+                faults.check("list", path=str(kwargs.get("prefix", "")))
+            elif method == "DELETE" and path == "b/{}/o/{}":
+                faults.check("delete", path=key)
+            return key
+
+        # the base class's blocking twin (GCSFile's chunks use it) is bound to the base coroutine
+        call = sync_wrapper(_call)
+
+    return FaultyGCS(**{k: v for k, v in options.items() if k != "skip_instance_cache"})

@@ -10,8 +10,6 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from csvpublish import Publisher
 
 from .conftest import Destination
@@ -28,30 +26,42 @@ def noisy_rows(n: int) -> list[dict[str, str]]:
 
 
 RESET: Callable[[], BaseException] = lambda: ConnectionResetError(104, "Connection reset by peer")  # noqa: E731
-SLOW_DOWN: Callable[[], BaseException] = lambda: ClientError(  # noqa: E731
-    {"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}}, "PutObject"
-)
 
 
 def snapshot(destination: Destination) -> dict[str, Any]:
-    """A fingerprint of every object: its bytes, or on object stores its size, ETag and generation (one listing)."""
+    """A fingerprint of every object: its bytes, or on object stores its size and the store's checksum of them.
+
+    The checksum, not the ETag or generation: on Azure and GCS those change when the same bytes are
+    written again, as a put-back of the previous latest does.
+    """
     st = destination.reader()
     if not destination.caps.object_store:
         return {rel: destination.read(rel) for rel in destination.files()}
     st.fs.invalidate_cache()
     found = st.fs.find(st.path(), withdirs=False, detail=True)
-    return {
-        st.relative(name): (info["size"], info.get("ETag") or info.get("etag"), info.get("generation"))
-        for name, info in found.items()
-    }
+    return {st.relative(name): (info["size"], store_checksum(info)) for name, info in found.items()}
+
+
+def content_settings(info: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The content type and content encoding in an fsspec ``info()`` of S3, GCS or Azure."""
+    azure = info.get("content_settings") or {}
+    kind = info.get("ContentType") or info.get("contentType") or azure.get("content_type")
+    encoding = info.get("ContentEncoding") or info.get("contentEncoding") or azure.get("content_encoding")
+    return kind, encoding
+
+
+def store_checksum(info: dict[str, Any]) -> str:
+    """The checksum the store keeps of an object's bytes: S3's ETag, GCS's md5Hash, Azure's Content-MD5."""
+    azure_md5 = (info.get("content_settings") or {}).get("content_md5")
+    found = info.get("ETag") or info.get("md5Hash") or (bytes(azure_md5).hex() if azure_md5 else None)
+    assert found, f"no checksum in {info}"
+    return str(found)
 
 
 def incomplete_uploads(destination: Destination) -> list[Any]:
-    """Multipart uploads left open under the destination's bucket (none where the backend has no such thing)."""
-    if not destination.reader().capabilities.multipart_uploads:
-        return []
-    fs: Any = destination.fs()
-    return list(fs.call_s3("list_multipart_uploads", Bucket=destination.bucket()).get("Uploads", []))
+    """Uploads left unfinished under the destination's bucket, seen with the server's own API (none elsewhere)."""
+    lister = destination.caps.unfinished
+    return [] if lister is None else lister(destination)
 
 
 def published_objects(publisher: Publisher, latest_suffix: str = ".csv.gz") -> set[str]:

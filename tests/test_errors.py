@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import sys
 from pathlib import Path
@@ -131,16 +132,18 @@ def test_every_error_is_a_csvpublish_error() -> None:
             assert issubclass(obj, CsvPublishError), name
 
 
-async def test_reading_a_missing_destination_is_an_error(make_destination, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", backends("object_store"))
+async def test_reading_a_missing_destination_is_an_error(make_destination: Any, tmp_path: Path, backend: str) -> None:
     """versions, verify, restore and cleanup on a missing folder or bucket raise StorageNotFoundError, not 'empty'."""
     missing = Publisher(tmp_path / "nowhere", name="books")
     for call in (missing.versions(), missing.verify(), missing.restore("20260101_000000"), missing.cleanup()):
         with pytest.raises(StorageNotFoundError):
             await call
     assert not (tmp_path / "nowhere").exists()
-    options = make_destination("s3").options
+    destination = make_destination(backend)
+    url = destination.url.replace(destination.bucket(), "no-such-bucket-abc", 1)
     with pytest.raises(StorageNotFoundError, match="bucket does not exist"):
-        await Publisher("s3://no-such-bucket-abc/x", name="books", storage_options=options).versions()
+        await Publisher(url, name="books", storage_options=destination.options).versions()
 
 
 async def test_read_only_credentials_are_refused_every_write_and_change_nothing(
@@ -156,3 +159,15 @@ async def test_read_only_credentials_are_refused_every_write_and_change_nothing(
     assert {rel: destination.read(rel) for rel in destination.files()} == before
     assert [v.version for v in await reader.versions()] == [first.version]
     assert (await reader.verify(strict=True)).version == first.version
+
+
+async def test_a_wrong_account_key_is_access_denied(make_destination: Any) -> None:
+    """Azurite refuses a request signed with another account key: AccessDeniedError, and nothing is written."""
+    destination = make_destination("azure")
+    connection = destination.options["connection_string"]
+    key = connection.split("AccountKey=", 1)[1].split(";", 1)[0]
+    wrong = {**destination.options, "connection_string": connection.replace(key, base64.b64encode(b"x" * 64).decode())}
+    publisher = Publisher(destination.url, name="books", storage_options=wrong)
+    with pytest.raises(AccessDeniedError, match="access denied; check the credentials"):
+        await publisher.publish(ROWS)
+    assert destination.files() == set()

@@ -17,7 +17,14 @@ WHOLE = "reads better whole"
 """A comment with these words, on the line above a function, allows it to be longer (say why)."""
 
 PROTOCOLS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory"}
-OWNERS = {"storage/registry.py", "storage/s3.py", "storage/gcs.py", "storage/objectstore.py", "storage/filesystem.py"}
+OWNERS = {
+    "storage/registry.py",
+    "storage/s3.py",
+    "storage/gcs.py",
+    "storage/azure.py",
+    "storage/objectstore.py",
+    "storage/filesystem.py",
+}
 """The modules allowed to name a protocol: the registry and the backends."""
 
 
@@ -52,11 +59,12 @@ def test_no_protocol_name_outside_the_backends(path: Path) -> None:
 
 
 def test_importing_the_package_imports_no_backend_package() -> None:
-    """``import csvpublish`` and a memory:// Storage load neither s3fs nor gcsfs nor their backend modules."""
+    """``import csvpublish`` and a memory:// Storage load neither s3fs, gcsfs nor adlfs, nor their backend modules."""
     code = (
         "import sys, csvpublish\n"
         "csvpublish.Storage('memory://layout-test')\n"
-        "names = ('s3fs', 'gcsfs', 'adlfs', 'csvpublish.storage.s3', 'csvpublish.storage.gcs')\n"
+        "names = ('s3fs', 'gcsfs', 'adlfs', 'azure', 'csvpublish.storage.s3', 'csvpublish.storage.gcs',"
+        " 'csvpublish.storage.azure')\n"
         "print(sorted(m for m in sys.modules if m.startswith(names)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=PACKAGE.parent)

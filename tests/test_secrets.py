@@ -21,6 +21,7 @@ from csvpublish import CsvPublishError, Publisher, RetryPolicy, Storage, Storage
 
 from .conftest import make_s3_bucket, s3_options
 from .faults import Faults, faulty_s3
+from .servers import AZURITE_KEY
 
 SERVER_LOGGERS = ("moto", "werkzeug")
 
@@ -139,3 +140,18 @@ def test_a_filesystem_built_by_the_caller_is_not_shown(options: dict[str, Any], 
     storage = Storage(fs, "bucket/meta")
     assert repr(storage) == "Storage('s3://bucket/meta')"
     assert_hidden(sentinel, repr(storage), repr(Publisher(storage, name="books")))
+
+
+async def test_an_azure_publish_shows_no_account_key(
+    make_destination: Any, debug_logs: pytest.LogCaptureFixture
+) -> None:
+    """On Azure (Azurite) the account key in the connection string shows in no repr, result or DEBUG log."""
+    destination = make_destination("azure")
+    publisher = Publisher(destination.url, name="books", storage_options=destination.options, keep=1)
+    first = await publisher.publish([{"Barcode": "1", "Title": "Dune"}])
+    second = await publisher.publish([{"Barcode": "2", "Title": "Emma"}])
+    shown = [publisher, publisher.storage, first, second, await publisher.versions(), await publisher.verify()]
+    shown += [await publisher.cleanup()]
+    assert sum(r.name.startswith("azure") for r in debug_logs.records) > 0  # azure-core did log at DEBUG
+    for secret in (AZURITE_KEY, destination.options["connection_string"]):
+        assert_hidden(secret, *(repr(obj) for obj in shown), *(str(obj) for obj in shown), client_log_text(debug_logs))

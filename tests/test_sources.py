@@ -27,7 +27,7 @@ import csvpublish.sources
 from csvpublish import InputError, Publisher, export_csv_to_file
 
 from .conftest import Destination, backends
-from .helpers import snapshot
+from .helpers import content_settings, snapshot
 
 COLUMNS = ["Barcode", "Title", "Note", "Count", "Ok"]
 MESSY: list[dict[str, Any]] = [
@@ -339,7 +339,8 @@ async def test_a_tab_delimited_snapshot_is_stored_as_tsv(make_destination: Any, 
     assert result.latest_uri.endswith("books_latest.tsv")
     st = destination.reader()
     info = st.fs.info(st.path("books_latest.tsv"))
-    assert (info.get("ContentType") or info.get("contentType")).startswith("text/tab-separated-values")
+    content_type, _ = content_settings(info)
+    assert content_type is not None and content_type.startswith("text/tab-separated-values")
     assert [v.path for v in await publisher.versions()] == [f"timestamped/books_{result.version}.tsv"]
 
 

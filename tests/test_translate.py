@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.client_reqrep import ConnectionKey
+from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
-from gcsfs.retry import HttpError, validate_response
+from gcsfs.retry import HttpError
 from s3fs.errors import translate_boto_error
 
 from csvpublish.errors import (
@@ -22,6 +22,7 @@ from csvpublish.errors import (
     StorageNotFoundError,
     TransientStorageError,
 )
+from csvpublish.storage.azure import AzureBackend
 from csvpublish.storage.backend import Backend
 from csvpublish.storage.filesystem import FilesystemBackend, MemoryBackend
 from csvpublish.storage.gcs import GCSBackend
@@ -29,6 +30,8 @@ from csvpublish.storage.local import LocalBackend
 from csvpublish.storage.objectstore import ObjectStoreBackend
 from csvpublish.storage.s3 import S3Backend
 from csvpublish.storage.translate import GENERIC, ErrorCodes, is_precondition_failure, is_transient, translate
+
+from .faults import azure_error, gcsfs_error
 
 WHAT = "s3://bucket/key"
 ENDPOINT = "http://127.0.0.1:9"
@@ -40,6 +43,7 @@ BACKEND_CLASSES: dict[str, type[Backend]] = {
     "objectstore": ObjectStoreBackend,
     "s3": S3Backend,
     "gcs": GCSBackend,
+    "azure": AzureBackend,
 }
 
 
@@ -289,6 +293,101 @@ GCS_ROWS = [
     ),
 ]
 
+def azure_transport_error(outer: type[BaseException], inner: BaseException) -> BaseException:
+    """azure-core's wrapper of an aiohttp error, raised from it as its aiohttp transport does."""
+    return raised_from(outer(str(inner), error=inner), inner)
+
+
+AZURE_ROWS = [
+    # as azure-storage-blob raises them, from a canned HTTP answer (tests/faults.py's azure_error)
+    pytest.param(
+        AzureBackend, azure_error(404, "BlobNotFound"), StorageNotFoundError, "not found", id="az-BlobNotFound"
+    ),
+    pytest.param(
+        AzureBackend,
+        azure_error(404, "ContainerNotFound"),
+        StorageNotFoundError,
+        "bucket does not exist",
+        id="az-ContainerNotFound",
+    ),
+    pytest.param(AzureBackend, azure_error(404, None), StorageNotFoundError, "not found", id="az-404-no-code"),
+    pytest.param(
+        AzureBackend,
+        azure_error(403, "AuthorizationPermissionMismatch"),
+        AccessDeniedError,
+        "access denied",
+        id="az-AuthorizationPermissionMismatch",
+    ),
+    pytest.param(
+        AzureBackend,
+        azure_error(403, "AuthenticationFailed"),
+        AccessDeniedError,
+        "check the credentials",
+        id="az-AuthenticationFailed",
+    ),
+    pytest.param(
+        AzureBackend, azure_error(403, "AuthorizationFailure"), AccessDeniedError, "access denied", id="az-Failure"
+    ),
+    pytest.param(
+        AzureBackend,
+        ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token"),
+        AccessDeniedError,
+        "access denied",
+        id="az-ClientAuthenticationError-no-response",
+    ),
+    pytest.param(
+        AzureBackend, azure_error(503, "ServerBusy"), TransientStorageError, "temporary error", id="az-ServerBusy"
+    ),
+    pytest.param(
+        AzureBackend, azure_error(500, "InternalError"), TransientStorageError, "try again later", id="az-InternalError"
+    ),
+    pytest.param(
+        AzureBackend,
+        azure_error(500, "OperationTimedOut"),
+        TransientStorageError,
+        "temporary error",
+        id="az-OperationTimedOut",
+    ),
+    pytest.param(AzureBackend, azure_error(429, None), TransientStorageError, "temporary error", id="az-429"),
+    # an exclusive create that found the blob
+    pytest.param(AzureBackend, azure_error(409, "BlobAlreadyExists"), FileExistsError, WHAT, id="az-BlobAlreadyExists"),
+    pytest.param(AzureBackend, azure_error(412, "ConditionNotMet"), FileExistsError, WHAT, id="az-ConditionNotMet"),
+    pytest.param(AzureBackend, azure_error(412, None), FileExistsError, WHAT, id="az-412-no-code"),
+    pytest.param(
+        AzureBackend, azure_error(409, "LeaseIdMissing"), StorageError, "ResourceExistsError", id="az-409-Lease"
+    ),
+    # adlfs's own wrappers, with the service's error as their cause
+    pytest.param(
+        AzureBackend,
+        raised_from(RuntimeError("Failed to upload block: busy!"), azure_error(503, "ServerBusy")),
+        TransientStorageError,
+        "RuntimeError: Failed to upload block",
+        id="adlfs-RuntimeError-from-ServerBusy",
+    ),
+    pytest.param(
+        AzureBackend,
+        raised_from(FileNotFoundError(2, "No such file or directory"), azure_error(404, "BlobNotFound")),
+        StorageNotFoundError,
+        "not found",
+        id="adlfs-FileNotFoundError",
+    ),
+    # azure-core's transport errors
+    pytest.param(
+        AzureBackend,
+        azure_transport_error(ServiceRequestError, connector_error()),
+        StorageError,
+        "cannot reach the storage endpoint",
+        id="az-ServiceRequestError-refused",
+    ),
+    pytest.param(
+        AzureBackend,
+        azure_transport_error(ServiceResponseError, aiohttp.ServerDisconnectedError()),
+        TransientStorageError,
+        "temporary error (ServiceResponseError",
+        id="az-ServiceResponseError-disconnected",
+    ),
+]
+
 PYTHON_ROWS = [
     pytest.param(backend, make(), expected, fragment, id=f"{name}-{case}")
     for name, backend in BACKEND_CLASSES.items()
@@ -323,6 +422,11 @@ LEAK_ROWS = [
     ),
     pytest.param(GCSBackend, client_error("SlowDown", 503), StorageError, "SlowDown", id="gcs-s3-SlowDown"),
     pytest.param(GCSBackend, client_error("AccessDenied", 403), StorageError, "AccessDenied", id="gcs-s3-AccessDenied"),
+    pytest.param(AzureBackend, client_error("SlowDown", 503), StorageError, "SlowDown", id="az-s3-SlowDown"),
+    pytest.param(S3Backend, azure_error(503, "ServerBusy"), StorageError, "HttpResponseError", id="s3-az-ServerBusy"),
+    pytest.param(
+        LocalBackend, azure_error(409, "BlobAlreadyExists"), StorageError, "ResourceExistsError", id="local-az-exists"
+    ),
     pytest.param(
         S3Backend, HttpError({"code": 503, "message": "Backend Error"}), StorageError, "Backend Error", id="s3-gcs-503"
     ),
@@ -369,7 +473,7 @@ CHAINED_ROWS = [
 
 @pytest.mark.parametrize(
     ("backend", "exc", "expected", "fragment"),
-    [*S3_ROWS, *GCS_ROWS, *PYTHON_ROWS, *LEAK_ROWS, *CHAINED_ROWS],
+    [*S3_ROWS, *GCS_ROWS, *AZURE_ROWS, *PYTHON_ROWS, *LEAK_ROWS, *CHAINED_ROWS],
 )
 def test_translate(backend: type[Backend], exc: BaseException, expected: type[BaseException], fragment: str) -> None:
     """Each backend error becomes exactly the csvpublish error its backend's table says, its message led by ``what``."""
@@ -437,6 +541,12 @@ def test_translate_returns_unchanged(backend: type[Backend], exc: BaseException)
         pytest.param(HttpError({"code": 503, "message": "x"}), GENERIC, False, id="generic-gcs-503"),
         pytest.param(HttpError({"code": 404, "message": "x"}), GCSBackend.errors, False, id="gcs-404"),
         pytest.param(connector_error(), GCSBackend.errors, False, id="gcs-ClientConnectorError"),
+        pytest.param(azure_error(503, "ServerBusy"), AzureBackend.errors, True, id="az-ServerBusy"),
+        pytest.param(azure_error(503, "ServerBusy"), GENERIC, False, id="generic-az-ServerBusy"),
+        pytest.param(azure_error(404, "BlobNotFound"), AzureBackend.errors, False, id="az-BlobNotFound"),
+        pytest.param(
+            azure_transport_error(ServiceRequestError, connector_error()), AzureBackend.errors, False, id="az-refused"
+        ),
         pytest.param(TransientStorageError("gave up"), GENERIC, True, id="TransientStorageError"),
         pytest.param(
             raised_from(OSError("wrapped"), TransientStorageError("gave up")),
@@ -478,6 +588,10 @@ def test_is_transient(exc: BaseException, table: ErrorCodes, expected: bool) -> 
             HttpError({"code": 400, "message": "conditionNotMet"}), S3Backend.errors, False, id="s3-gcs-conditionNotMet"
         ),
         pytest.param(HttpError({"code": 412, "message": "x"}), GENERIC, False, id="generic-gcs-412"),
+        pytest.param(azure_error(409, "BlobAlreadyExists"), AzureBackend.errors, True, id="az-BlobAlreadyExists"),
+        pytest.param(azure_error(412, "ConditionNotMet"), AzureBackend.errors, True, id="az-ConditionNotMet"),
+        pytest.param(azure_error(409, "BlobAlreadyExists"), S3Backend.errors, False, id="s3-az-BlobAlreadyExists"),
+        pytest.param(azure_error(409, "LeaseIdMissing"), AzureBackend.errors, False, id="az-409-is-no-verdict"),
         pytest.param(OSError("s3://bucket/412/key: failed"), S3Backend.errors, False, id="s3-digits-in-message"),
         pytest.param(client_error("NoSuchKey", 404), S3Backend.errors, False, id="s3-NoSuchKey"),
         pytest.param(FileNotFoundError(2, "No such file"), GENERIC, False, id="FileNotFoundError"),

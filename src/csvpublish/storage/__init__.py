@@ -9,7 +9,8 @@
     local.py        a folder on this machine (temp file, fsync, rename or hard link)
     s3.py           S3 and S3-compatible stores (multipart parts, CopyObject, If-None-Match)
     gcs.py          Google Cloud Storage (resumable uploads, rewrite, ifGenerationMatch)
-    objectstore.py  any other fsspec object store: Azure (adlfs) and the like
+    azure.py        Azure Blob Storage (staged blocks, Copy Blob, If-None-Match)
+    objectstore.py  any other fsspec object store (its own file object)
     filesystem.py   memory:// and any other fsspec filesystem (temp file, then move)
 """
 

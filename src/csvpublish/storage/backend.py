@@ -1,7 +1,7 @@
 """The backend protocol: what csvpublish asks of a storage service, and the capabilities it can tell.
 
 One module per backend implements :class:`Backend` (``local``, ``s3``,
-``gcs``, ``objectstore`` for Azure and other object stores, ``filesystem``
+``gcs``, ``azure``, ``objectstore`` for other object stores, ``filesystem``
 for ``memory://`` and any other fsspec filesystem); ``registry`` finds it by
 protocol. :class:`~csvpublish.Storage` holds paths, URIs, retries and error
 translation, and hands everything backend-specific to its backend. Callers
@@ -306,9 +306,13 @@ class Backend:
         info = await self.call("info", full)
         return dict(info.get("metadata") or {})
 
+    def forget(self, full: str) -> None:
+        """Drop what the filesystem cached about ``full`` and the folders above it (listings, ETags)."""
+        self.fs.invalidate_cache(full)
+
     def open_reader(self, full: str, block_size: int) -> IO[bytes]:
         """A blocking binary reader of ``full``, never opened from cached metadata."""
-        self.fs.invalidate_cache(full)  # a stale cached ETag would make S3 refuse the read of a replaced object
+        self.forget(full)  # a stale cached ETag would make S3 refuse the read of a replaced object
         return self.fs.open(full, "rb", block_size=block_size)  # type: ignore[no-any-return]
 
     # --- unfinished uploads ----------------------------------------------------------------

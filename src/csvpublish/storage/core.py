@@ -162,7 +162,7 @@ class Storage:
             return
         if not bucket:
             raise InputError(f"{self.uri()}: the destination needs a bucket, like {self.protocol}://bucket/prefix")
-        self.fs.invalidate_cache(bucket)
+        self.backend.forget(bucket)
         what = self.backend.display_uri(bucket)
         try:
             await self.retrying(what, lambda: self.backend.probe_bucket(bucket))
@@ -175,13 +175,13 @@ class Storage:
     async def exists(self, rel: str) -> bool:
         """True when ``rel`` exists (never answered from a cache)."""
         full = self.path(rel)
-        self.fs.invalidate_cache(full)
+        self.backend.forget(full)
         return bool(await self.retrying(self.uri(rel), lambda: self.backend.call("exists", full)))
 
     async def info(self, rel: str) -> dict[str, Any]:
         """The backend's metadata of ``rel`` (size, type, content type, ...)."""
         full = self.path(rel)
-        self.fs.invalidate_cache(full)
+        self.backend.forget(full)
         return dict(await self.retrying(self.uri(rel), lambda: self.backend.call("info", full)))
 
     async def read_bytes(self, rel: str) -> bytes:
@@ -190,7 +190,7 @@ class Storage:
 
         async def op() -> bytes:
             # s3fs sizes the read from its listing cache, which would miss an object made since
-            self.fs.invalidate_cache(full)
+            self.backend.forget(full)
             return bytes(await self.backend.call("cat_file", full))
 
         return await self.retrying(self.uri(rel), op)
@@ -212,7 +212,7 @@ class Storage:
         full = self.path(rel)
 
         async def op() -> list[Entry]:
-            self.fs.invalidate_cache(full)
+            self.backend.forget(full)
             try:
                 items = await self.backend.call("ls", full, detail=True)
             except FileNotFoundError:
@@ -230,7 +230,7 @@ class Storage:
                 await self.backend.call("rm_file", full)
             except FileNotFoundError:
                 pass
-            self.fs.invalidate_cache(full)
+            self.backend.forget(full)
 
         await self.retrying(self.uri(rel), op)
 
@@ -246,7 +246,7 @@ class Storage:
     ) -> None:
         """Write a small object atomically.
 
-        ``exclusive=True``: :class:`FileExistsError` when ``rel`` exists (S3 ``If-None-Match: *``,
+        ``exclusive=True``: :class:`FileExistsError` when ``rel`` exists (S3 and Azure ``If-None-Match: *``,
         GCS ``ifGenerationMatch=0``, a hard link locally). ``if_match`` (a tag from :meth:`state`):
         :class:`FileExistsError` unless ``rel`` still has it, where that is enforced (:meth:`enforces_conditions`).
         ``cache_control``: its ``Cache-Control`` header, where the backend stores one.
@@ -290,9 +290,9 @@ class Storage:
     ) -> None:
         """Server-side copy ``src`` over ``dst`` atomically, with these headers and metadata (never the source's).
 
-        S3 CopyObject, a GCS rewrite, a local copy then rename: on object stores the bytes never pass
-        through this machine. ``size`` (the source's, if known) saves a request. ``if_match`` / ``if_absent``:
-        a compare-and-swap (:attr:`Capabilities.conditional_copy`; :class:`FileExistsError` when it lost).
+        S3 CopyObject, a GCS rewrite, an Azure Copy Blob, a local copy then rename: on object stores the bytes
+        never pass through this machine. ``size`` (the source's, if known) saves a request. ``if_match`` /
+        ``if_absent``: a compare-and-swap (:attr:`Capabilities.conditional_copy`; FileExistsError when it lost).
         """
         full_src, full_dst = self.path(src), self.path(dst)
         options = WriteOptions(
@@ -304,7 +304,7 @@ class Storage:
         )
         what = f"copy {self.uri(src)} -> {self.uri(dst)}"
         await self.retrying(what, lambda: self.backend.copy(full_src, full_dst, options, size))
-        self.fs.invalidate_cache(full_dst)
+        self.backend.forget(full_dst)
 
     # --- compare-and-swap ----------------------------------------------------------------
 
@@ -327,9 +327,9 @@ class Storage:
         return await conditions.enforced(self, scratch, data)
 
     async def metadata(self, rel: str) -> dict[str, str]:
-        """User metadata of ``rel`` where the backend keeps it (S3, GCS), else ``{}``."""
+        """User metadata of ``rel`` where the backend keeps it (S3, GCS, Azure), else ``{}``."""
         full = self.path(rel)
-        self.fs.invalidate_cache(full)
+        self.backend.forget(full)
         meta = await self.retrying(self.uri(rel), lambda: self.backend.metadata(full))
         return {str(k).lower(): str(v) for k, v in meta.items()}
 

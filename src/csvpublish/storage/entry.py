@@ -28,8 +28,14 @@ class Entry:
         Entry(path='a.csv', size=3, modified=None)
         """
 
-        # the keys fsspec filesystems use for a modification time: S3, local, GCS, memory
-        modified = item.get("LastModified") or item.get("mtime") or item.get("updated") or item.get("created")
+        # the keys fsspec filesystems use for a modification time: S3, local, GCS, Azure, memory
+        modified = (
+            item.get("LastModified")
+            or item.get("mtime")
+            or item.get("updated")
+            or item.get("last_modified")
+            or item.get("created")
+        )
         if isinstance(modified, (int, float)):
             modified = datetime.fromtimestamp(modified).astimezone()
         elif isinstance(modified, str):

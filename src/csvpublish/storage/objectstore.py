@@ -1,9 +1,9 @@
-"""Any fsspec object store (Azure through adlfs, and others): uploads visible only once complete.
+"""Any fsspec object store: uploads visible only once complete.
 
 Writes go through the filesystem's own file object (resumable uploads, staged
 blocks) and become visible when it closes; exclusive ones open with ``"xb"``.
-Share URLs are the filesystem's own ``sign()`` (a read-only SAS on Azure).
-GCS (``gcs``) and S3 (``s3``, with a writer of its own) build on this module.
+GCS (``gcs``), S3 (``s3``) and Azure (``azure``; the last two with writers of
+their own) build on this module. Share URLs are the filesystem's own ``sign()``.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class ObjectStoreBackend(Backend):
 
 
 class FileWriter(Writer):
-    """An fsspec file of an object store (GCS resumable upload, Azure blocks, ...)."""
+    """An fsspec file of an object store (a GCS resumable upload, ...)."""
 
     def __init__(self, backend: Backend, full: str, handle: Any) -> None:
         self.fs = backend.fs

@@ -6,8 +6,8 @@ protocol no module claims gets :class:`~csvpublish.storage.filesystem.Filesystem
 
 >>> backend_class(["s3", "s3a"]).__name__
 'S3Backend'
->>> backend_class(["ftp"]).__name__
-'FilesystemBackend'
+>>> backend_class(["az"]).__name__, backend_class(["ftp"]).__name__
+('AzureBackend', 'FilesystemBackend')
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ _BACKENDS: dict[str, tuple[str, str]] = {
     "s3a": ("s3", "S3Backend"),
     "gs": ("gcs", "GCSBackend"),
     "gcs": ("gcs", "GCSBackend"),
-    "az": ("objectstore", "ObjectStoreBackend"),
-    "abfs": ("objectstore", "ObjectStoreBackend"),
-    "abfss": ("objectstore", "ObjectStoreBackend"),
-    "adl": ("objectstore", "ObjectStoreBackend"),
+    "az": ("azure", "AzureBackend"),
+    "abfs": ("azure", "AzureBackend"),
+    "abfss": ("azure", "AzureBackend"),
+    "adl": ("objectstore", "ObjectStoreBackend"),  # Data Lake Storage Gen1: another service than Blob storage
     "memory": ("filesystem", "MemoryBackend"),
 }
 _FALLBACK = ("filesystem", "FilesystemBackend")
@@ -44,9 +44,9 @@ _PACKAGES: dict[str, tuple[str, str | None]] = {
     "s3a": ("s3fs", "s3"),
     "gs": ("gcsfs", "gcs"),
     "gcs": ("gcsfs", "gcs"),
-    "az": ("adlfs", None),
-    "abfs": ("adlfs", None),
-    "abfss": ("adlfs", None),
+    "az": ("adlfs", "azure"),
+    "abfs": ("adlfs", "azure"),
+    "abfss": ("adlfs", "azure"),
     "adl": ("adlfs", None),
 }
 
