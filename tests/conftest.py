@@ -293,6 +293,31 @@ def _s3_uploads(destination: Destination) -> list[Any]:
     return list(fs.call_s3("list_multipart_uploads", Bucket=destination.bucket()).get("Uploads", []))
 
 
+def _azure_blob(destination: Destination, rel: str) -> Any:
+    from azure.storage.blob import BlobClient
+
+    st = destination.reader()
+    container, name = st.path(rel).split("/", 1)
+    return BlobClient.from_connection_string(destination.options["connection_string"], container, name)
+
+
+def _azure_cache_control(destination: Destination, rel: str) -> str | None:
+    """Cache-Control as Azure keeps it: the blob's content settings."""
+    return _azure_blob(destination, rel).get_blob_properties().content_settings.cache_control  # type: ignore[no-any-return]
+
+
+def _azure_read_with_metadata(destination: Destination, rel: str) -> tuple[bytes, dict[str, str]] | None:
+    """One Get Blob: the bytes and the metadata of the same version of the blob (names as csvpublish writes them)."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        stream = _azure_blob(destination, rel).download_blob()
+    except ResourceNotFoundError:
+        return None
+    meta = {k.replace("_", "-").lower(): v for k, v in (stream.properties.metadata or {}).items()}
+    return stream.readall(), meta
+
+
 def _azure_staged(destination: Destination) -> list[Any]:
     """Blobs with staged blocks and no committed version (listed with uncommitted blobs, not without)."""
     from azure.storage.blob import ContainerClient
@@ -420,7 +445,12 @@ BACKENDS: dict[str, Backend] = {
         single_request_small_uploads=True,
         request_faults=True,
         unfinished=_azure_staged,
-        conditions_enforced=False,  # csvpublish sends no conditional Copy Blob yet: the lease guards the latest
+        conditions_enforced=True,  # Azurite refuses a Copy Blob or a Put Blob whose If-Match is stale
+        read_with_metadata=_azure_read_with_metadata,
+        cache_control=_azure_cache_control,
+        copy_sets_no_cache_control=True,
+        share_urls=True,
+        expired_urls_refused=True,  # Azurite checks a SAS's signature and expiry
     ),
 }
 

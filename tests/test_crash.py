@@ -166,6 +166,8 @@ def test_a_killed_publish_leaves_a_verifiable_latest_and_no_leftovers(
         before_sha = run.latest_sha()
         before_versions = run.archived(run.objects())
 
+        if label == "lock release" and destination.caps.conditions_enforced:
+            expected = "either"  # noqa: PLW2901 -- the lease a fresh process takes before its probe goes back beside the swap
         code, _ = run.child(kill, after)
         assert code == -signal.SIGKILL or (kill is None and code == 0), (label, code)
 

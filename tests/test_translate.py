@@ -77,8 +77,11 @@ def aws_if_none_match_failed() -> BaseException:
     """AWS's 412 to a conditional create names its condition: s3fs then raises FileExistsError itself."""
     boto = ClientError(
         {
-            "Error": {"Code": "PreconditionFailed", "Message": "At least one of the pre-conditions you specified did "
-                      "not hold", "Condition": "If-None-Match"},
+            "Error": {
+                "Code": "PreconditionFailed",
+                "Message": "At least one of the pre-conditions you specified did not hold",
+                "Condition": "If-None-Match",
+            },
             "ResponseMetadata": {"HTTPStatusCode": 412},
         },
         "PutObject",
@@ -223,16 +226,6 @@ S3_ROWS = [
 ]
 
 
-def gcsfs_error(status: int, message: str = "the service said no") -> BaseException:
-    """What gcsfs raises for an HTTP status: ``gcsfs.retry.validate_response``'s own exception."""
-    body = json.dumps({"error": {"code": status, "message": message}}).encode()
-    try:
-        validate_response(status, body, "/b/bucket/o/key")
-    except Exception as exc:
-        return exc
-    raise AssertionError(f"gcsfs raised nothing for {status}")
-
-
 GCS_ROWS = [
     # as gcsfs itself raises them: some statuses arrive as other exceptions than HttpError
     pytest.param(GCSBackend, gcsfs_error(403), AccessDeniedError, "access denied", id="gcsfs-403-Forbidden"),
@@ -292,6 +285,7 @@ GCS_ROWS = [
         GCSBackend, connector_error(), StorageError, "cannot reach the storage endpoint", id="gcs-ClientConnectorError"
     ),
 ]
+
 
 def azure_transport_error(outer: type[BaseException], inner: BaseException) -> BaseException:
     """azure-core's wrapper of an aiohttp error, raised from it as its aiohttp transport does."""

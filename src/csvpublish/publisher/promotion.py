@@ -136,6 +136,7 @@ class Promoter:
                 )
                 if alongside is not None:
                     await alongside()
+                await quietly(self._describe(seen, layout), "describing the latest")
                 return False
             steps = [self._copy(manifest, layout, seen)] + ([alongside()] if alongside is not None else [])
             alongside = None
@@ -208,6 +209,27 @@ class Promoter:
                     return  # a later promotion replaced the latest after our copy; its manifest follows it
                 tag = now.manifest_tag
         raise ConflictError(f"{st.uri(layout.latest_manifest)} kept changing; {manifest.version} was not described")
+
+    async def _describe(self, seen: LatestSeen, layout: Layout) -> None:
+        """If the latest names a version its manifest does not (a promotion cut short), write that one's manifest.
+
+        Conditional on the manifest still being what was seen, so it never replaces a newer one.
+        """
+        if not self.conditional or seen.object_version is None or seen.manifest is None:
+            return
+        if seen.object_version == seen.manifest.version:
+            return
+        manifest = await self.catalog.manifest_if_valid(seen.object_version)
+        if manifest is None:
+            return
+        logger.warning("the latest is version %s: writing its manifest, cut short before", manifest.version)
+        await self.target.storage.write_bytes(
+            layout.latest_manifest,
+            manifest.to_json(),
+            content_type=JSON,
+            if_match=seen.manifest_tag,
+            cache_control=self.target.cache.latest,
+        )
 
     async def _landed(self, manifest: Manifest) -> bool:
         try:

@@ -18,13 +18,10 @@ import builtins
 import errno
 import hashlib
 import logging
-import uuid
 from enum import Enum
 from typing import Any
 
-from fsspec.asyn import sync
-
-from .backend import Capabilities, RunBlocking, Upload, WriteOptions, Writer
+from .backend import Capabilities, ObjectState, RunBlocking, Tagged, Upload, WriteOptions, Writer
 from .objectstore import ObjectStoreBackend
 from .translate import HTTP
 
@@ -32,6 +29,8 @@ logger = logging.getLogger("csvpublish")
 
 COPY_POLL = 0.2
 """Seconds between looks at a copy Azure has not finished yet (in one account it is usually done at once)."""
+SYNC_COPY_LIMIT = 256 * 2**20
+"""Azure copies blobs up to this size synchronously when asked (``x-ms-requires-sync``); larger ones run on."""
 MARKERS = frozenset({"is_directory", "hdi_isfolder"})
 """Metadata adlfs keeps for its own folder emulation, not the caller's."""
 UNCOMMITTED = "uncommitted blocks"
@@ -79,6 +78,13 @@ ERRORS = HTTP.extend(
 )
 
 
+def _matching(etag: str) -> dict[str, Any]:
+    """azure-storage-blob's keywords for "only if the blob still has this ETag"."""
+    from azure.core import MatchConditions
+
+    return {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+
+
 def azure_name(key: str) -> str:
     """A metadata name as Azure accepts it (a C# identifier).
 
@@ -97,13 +103,16 @@ def our_name(key: str) -> str:
     return key.replace("_", "-")
 
 
-def content_settings(content_type: str | None, md5: bytes | None = None, base: Any = None) -> Any:
-    """azure-storage-blob's ``ContentSettings``: ``base``'s, with the content type and MD5 given."""
+def content_settings(
+    content_type: str | None, md5: bytes | None = None, base: Any = None, cache_control: str | None = None
+) -> Any:
+    """azure-storage-blob's ``ContentSettings``: ``base``'s, with the content type, MD5 and Cache-Control given."""
     from azure.storage.blob import ContentSettings
 
     settings = base if base is not None else ContentSettings()
     if content_type:
         settings.content_type = content_type
+    settings.cache_control = cache_control
     if md5 is not None:
         settings.content_md5 = bytearray(md5)
     return settings
@@ -112,8 +121,18 @@ def content_settings(content_type: str | None, md5: bytes | None = None, base: A
 class AzureBackend(ObjectStoreBackend):
     """``az://``, ``abfs://`` and ``abfss://``: the Blob service of an Azure storage account."""
 
-    capabilities = Capabilities(object_store=True, server_side_copy=True, user_metadata=True, multipart_uploads=True)
+    capabilities = Capabilities(
+        object_store=True,
+        server_side_copy=True,
+        user_metadata=True,
+        multipart_uploads=True,
+        conditional_copy=True,
+        cache_control=True,
+        presigned_urls=True,  # a read-only SAS, signed with the account key
+    )
     errors = ERRORS
+    stale_tag = '"0x0000000000000000"'
+    """No blob has this ETag (Azure's are ``"0x"`` and the time in hex)."""
     header_loggers = ("azure.core.pipeline.policies.http_logging_policy",)
 
     def blob(self, full: str) -> Any:
@@ -147,42 +166,112 @@ class AzureBackend(ObjectStoreBackend):
         # Ask the service itself: adlfs's info() reads some refusals as a missing path.
         await self.on_loop(self.service().get_container_client(bucket).get_container_properties())
 
+    def endpoint(self) -> str:
+        return str(getattr(self.service(), "url", "") or "azure")
+
     async def write_bytes(self, full: str, data: bytes, options: WriteOptions) -> None:
-        settings = content_settings(options.content_type, hashlib.md5(data, usedforsecurity=False).digest())
-        upload = self.blob(full).upload_blob(data, overwrite=not options.exclusive, content_settings=settings)
-        await self.on_loop(upload)
+        md5 = hashlib.md5(data, usedforsecurity=False).digest()
+        settings = content_settings(options.content_type, md5, cache_control=options.cache_control)
+        kwargs: dict[str, Any] = {"overwrite": not options.exclusive, "content_settings": settings}
+        if options.if_match is not None:
+            kwargs.update(overwrite=True, **_matching(options.if_match))
+        await self.on_loop(self.blob(full).upload_blob(data, **kwargs))
         self.forget(full)
 
     def open_writer(self, full: str, options: WriteOptions, part_size: int, run: RunBlocking | None) -> Writer:
+        from .azure_blocks import AzureWriter
+
         assert run is not None, "the Azure writer sends its own requests: give it the storage's retries"
         return AzureWriter(self, full, options, part_size, run)
 
-    async def copy(self, src: str, dst: str, options: WriteOptions) -> None:
-        """Copy Blob (server-side), replacing the copy's metadata; its content type follows ``options``."""
+    async def copy(self, src: str, dst: str, options: WriteOptions, size: int | None = None) -> None:
+        """Copy Blob (server-side), replacing the copy's metadata; its headers follow ``options``.
+
+        ``options.if_match`` / ``exclusive`` become the destination's ``If-Match`` / ``If-None-Match: *``.
+        Copy Blob keeps the source's headers, so the copy's are set after it, only while it is still ours.
+        """
         source, target = self.blob(src), self.blob(dst)
         found = await self.on_loop(source.get_blob_properties())
         metadata = {azure_name(k): v for k, v in options.metadata.items()}
-        await self.on_loop(self._copied(source.url, target, metadata))
-        wanted = options.content_type
-        if wanted and found.content_settings.content_type != wanted:  # Copy Blob keeps the source's
-            settings = content_settings(wanted, base=found.content_settings)
-            await self.on_loop(target.set_http_headers(content_settings=settings))
+        condition = _matching(options.if_match) if options.if_match is not None else {}
+        if options.exclusive and options.if_match is None:
+            from azure.core import MatchConditions
+
+            condition = {"match_condition": MatchConditions.IfMissing}
+        if int(getattr(found, "size", 0) or 0) <= SYNC_COPY_LIMIT:
+            condition["requires_sync"] = True  # done when Azure answers: nobody reads a copy in progress
+        etag = await self.on_loop(self._copied(source.url, target, metadata, condition))
+        kept = (found.content_settings.content_type, found.content_settings.cache_control)
+        wanted = content_settings(
+            options.content_type, base=found.content_settings, cache_control=options.cache_control
+        )
+        if (wanted.content_type, wanted.cache_control) != kept:
+            try:
+                await self.on_loop(target.set_http_headers(content_settings=wanted, **_matching(etag)))
+            except Exception as exc:
+                if _code(exc) not in {"ConditionNotMet", "412"}:
+                    raise
+                # another copy replaced ours meanwhile: its own headers follow it
+
+    async def state(self, full: str) -> ObjectState | None:
+        try:
+            found = await self.on_loop(self.blob(full).get_blob_properties())
+        except Exception as exc:
+            if _code(exc) in {"BlobNotFound", "ResourceNotFound", "404"}:
+                return None
+            raise
+        meta = {our_name(k).lower(): str(v) for k, v in (found.metadata or {}).items() if k.lower() not in MARKERS}
+        return ObjectState(str(found.etag), meta)
+
+    async def read_tagged(self, full: str) -> Tagged:
+        async def read() -> Tagged:
+            stream = await self.blob(full).download_blob()
+            return Tagged(bytes(await stream.readall()), str(stream.properties.etag))
+
+        try:
+            return await self.on_loop(read())
+        except Exception as exc:
+            if _code(exc) in {"BlobNotFound", "ResourceNotFound", "404"}:
+                raise FileNotFoundError(self.display_uri(full)) from None
+            raise
 
     @staticmethod
-    async def _copied(source_url: str, target: Any, metadata: dict[str, str]) -> None:
-        """Start a copy and wait until Azure says it is done."""
-        out = await target.start_copy_from_url(source_url, metadata=metadata or None)
-        status, description = out.get("copy_status"), None
+    async def _copied(source_url: str, target: Any, metadata: dict[str, str], condition: dict[str, Any]) -> str:
+        """Start a copy, wait until Azure says it is done, and return the copy's ETag."""
+        out = await target.start_copy_from_url(source_url, metadata=metadata or None, **condition)
+        status, description, etag = out.get("copy_status"), None, out.get("etag")
         while status == "pending":
             await asyncio.sleep(COPY_POLL)
-            copy = (await target.get_blob_properties()).copy
-            status, description = copy.status, copy.status_description
+            found = await target.get_blob_properties()
+            status, description, etag = found.copy.status, found.copy.status_description, found.etag
         if status != "success":
             raise OSError(errno.EIO, f"the copy ended {status}: {description}")
+        return str(etag)
 
     async def metadata(self, full: str) -> dict[str, Any]:
         found = await self.on_loop(self.blob(full).get_blob_properties())
         return {our_name(k): v for k, v in (found.metadata or {}).items() if k.lower() not in MARKERS}
+
+    async def list_prefix(self, folder: str, prefix: str) -> builtins.list[dict[str, Any]]:
+        container, start = self._split(f"{folder}/{prefix}")
+        client = self.service().get_container_client(container)
+
+        async def walk() -> builtins.list[dict[str, Any]]:
+            found = []
+            async for item in client.walk_blobs(name_starts_with=start, delimiter="/"):
+                if getattr(item, "size", None) is None:  # a BlobPrefix: a folder below, not a file here
+                    continue
+                found.append(
+                    {
+                        "name": f"{container}/{item.name}",
+                        "size": item.size,
+                        "type": "file",
+                        "last_modified": item.last_modified,
+                    }
+                )
+            return found
+
+        return await self.on_loop(walk())
 
     async def incomplete_uploads(self, full_prefix: str) -> builtins.list[Upload]:
         container, prefix = self._split(full_prefix)
@@ -217,110 +306,3 @@ class AzureBackend(ObjectStoreBackend):
             await client.delete_blob()
         except ResourceNotFoundError:  # nothing staged any more
             pass
-
-
-class AzureWriter(Writer):
-    """Blocks staged one request each, so each is retried on its own, then one Put Block List.
-
-    Data under ``part_size`` goes up in one Put Blob at commit. Either way the
-    blob appears only on commit, created conditionally (``If-None-Match: *``)
-    when exclusive; ``discard`` deletes the staged blocks.
-    """
-
-    errors = ERRORS
-
-    def __init__(
-        self, backend: AzureBackend, full: str, options: WriteOptions, part_size: int, run: RunBlocking
-    ) -> None:
-        self.backend = backend
-        self.fs = backend.fs
-        self.full = full
-        self.run = run
-        self.options = options
-        self.part_size = part_size
-        self.pending: builtins.list[bytes] = []
-        self.pending_size = 0
-        self.blocks: builtins.list[str] = []
-        self.md5 = hashlib.md5(usedforsecurity=False)  # stored as the blob's Content-MD5, as Put Blob does
-        self.finished = False
-
-    def _call(self, method: str, *args: Any, retry: bool = True, **kwargs: Any) -> Any:
-        client = self.backend.blob(self.full)
-        return self.run(self.name, lambda: sync(self.fs.loop, getattr(client, method), *args, **kwargs), retry=retry)
-
-    def write(self, data: bytes) -> None:
-        """Buffer ``data``; stage a block once ``part_size`` bytes are waiting."""
-        if not data:
-            return
-        self.pending.append(bytes(data))
-        self.pending_size += len(data)
-        self.md5.update(data)
-        if self.pending_size >= self.part_size:
-            self._stage(self._take())
-
-    def _take(self) -> bytes:
-        body = b"".join(self.pending)
-        self.pending, self.pending_size = [], 0
-        return body
-
-    def _stage(self, body: bytes) -> None:
-        block_id = uuid.uuid4().hex  # fixed length, as Azure wants for every block of a blob
-        self._call("stage_block", block_id, body, length=len(body))
-        self.blocks.append(block_id)
-
-    def commit(self) -> None:
-        try:
-            if not self.blocks:
-                self._put(self._take())
-            else:
-                if self.pending:
-                    self._stage(self._take())
-                self._commit_blocks()
-            self.finished = True
-        except Exception as exc:
-            self.discard()
-            if isinstance(exc, FileExistsError):  # the service's answer to a conditional create that lost
-                raise FileExistsError(self.name) from None
-            raise
-        finally:
-            self.backend.forget(self.full)
-
-    def _settings(self) -> Any:
-        return content_settings(self.options.content_type, self.md5.digest())
-
-    def _put(self, body: bytes) -> None:
-        try:
-            self._call("upload_blob", body, overwrite=not self.options.exclusive, content_settings=self._settings())
-        except FileExistsError:
-            # a retried conditional Put Blob whose first attempt landed: the blob is ours
-            if not self._holds(lambda found: bytes(found.content_settings.content_md5 or b"") == self.md5.digest()):
-                raise
-
-    def _commit_blocks(self) -> None:
-        from azure.storage.blob import BlobBlock
-
-        headers = {"If-None-Match": "*"} if self.options.exclusive else {}
-        blocks = [BlobBlock(block_id=block) for block in self.blocks]
-        try:
-            self._call("commit_block_list", blocks, content_settings=self._settings(), headers=headers)
-        except FileExistsError:
-            # a retried conditional Put Block List whose first attempt landed: the blob is ours
-            committed = self._call("get_block_list", "committed", retry=False)[0]
-            if [block.id for block in committed] != self.blocks:
-                raise
-
-    def _holds(self, mine: Any) -> bool:
-        try:
-            return bool(mine(self._call("get_blob_properties", retry=False)))
-        except Exception:
-            return False
-
-    def discard(self) -> None:
-        self.pending, self.pending_size = [], 0
-        if self.finished or not self.blocks:
-            return
-        self.blocks = []
-        try:
-            self.run(self.name, lambda: sync(self.fs.loop, self.backend.drop_uncommitted, self.full))
-        except Exception as exc:  # best effort: cleanup() removes what is left
-            logger.warning("could not drop the staged blocks of %s: %s", self.name, type(exc).__name__)
