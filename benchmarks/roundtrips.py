@@ -22,7 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from latency import DelayProxy  # noqa: E402
+from latency import DelayProxy
 
 
 def publish_through(endpoint: str, key: str, secret: str, rows: list[dict[str, str]], delay: float) -> None:
