@@ -31,6 +31,8 @@ from typing import Any
 from .errors import IntegrityError
 
 FORMAT = "csvpublish.manifest/1"
+CONTENT_TYPE = "application/json"
+"""The media type every manifest is written with."""
 
 
 def utc_iso(moment: datetime) -> str:

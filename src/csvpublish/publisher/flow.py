@@ -33,6 +33,7 @@ from csvpublish._version import library_version
 from csvpublish.compression import DEFAULT_LEVEL, GzipCompressor
 from csvpublish.dialect import Dialect
 from csvpublish.errors import SnapshotRejectedError
+from csvpublish.manifest import CONTENT_TYPE as MANIFEST_TYPE
 from csvpublish.manifest import Manifest, utc_iso
 from csvpublish.pipeline import Progress, StreamStats
 from csvpublish.results import PublishResult
@@ -44,8 +45,6 @@ from .common import Target, quietly
 from .lease import Held, Leases, Marker, Reservation
 from .maintenance import Maintenance
 from .promotion import Alongside, Promoter
-
-JSON = "application/json"
 
 
 async def _nothing() -> None:
@@ -281,14 +280,14 @@ class PublishFlow:
             st.write_bytes(
                 self.target.layout.archive_manifest(manifest.version),
                 manifest.to_json(),
-                content_type=JSON,
+                content_type=MANIFEST_TYPE,
                 cache_control=self.target.cache.archive,
             ),
             st.enforces_conditions(self.target.layout.reservation(manifest.version), reservation.marker),
             lease(),
             return_exceptions=True,
         )
-        failed = [o for o in outcome[:3] + outcome[4:] if isinstance(o, BaseException)]
+        failed = [o for o in outcome if isinstance(o, BaseException)]
         if failed:
             await asyncio.to_thread(writer.discard)  # a no-op after a commit
             if local is not None:

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 from csvpublish._version import library_version
 from csvpublish.errors import InputError, IntegrityError, StorageError, StorageNotFoundError
+from csvpublish.manifest import CONTENT_TYPE as MANIFEST_TYPE
 from csvpublish.manifest import Manifest, utc_iso
 from csvpublish.naming import ARCHIVE_DIR, CONTROL_DIR, Layout
 from csvpublish.results import CleanupReport, PublishResult, VersionInfo
@@ -76,7 +77,7 @@ class Maintenance:
         await st.write_bytes(
             layout.archive_manifest(info.version),
             manifest.to_json(),
-            content_type="application/json",
+            content_type=MANIFEST_TYPE,
             cache_control=self.target.cache.archive,
         )
         return manifest

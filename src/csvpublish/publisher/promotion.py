@@ -21,6 +21,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 
 from csvpublish.errors import ConflictError, StorageNotFoundError
+from csvpublish.manifest import CONTENT_TYPE as MANIFEST_TYPE
 from csvpublish.manifest import Manifest, utc_iso
 from csvpublish.naming import Layout
 
@@ -30,7 +31,6 @@ from .lease import Held, Leases, Marker
 
 logger = logging.getLogger("csvpublish")
 
-JSON = "application/json"
 SWAP_TRIES = 20
 """Compare-and-swaps lost in a row before a promotion gives up (each loss means another publisher moved on)."""
 
@@ -191,13 +191,13 @@ class Promoter:
         tag = seen.manifest_tag
         for _ in range(SWAP_TRIES):
             if not self.conditional:
-                await st.write_bytes(layout.latest_manifest, body, content_type=JSON, cache_control=cache)
+                await st.write_bytes(layout.latest_manifest, body, content_type=MANIFEST_TYPE, cache_control=cache)
                 return
             try:
                 await st.write_bytes(
                     layout.latest_manifest,
                     body,
-                    content_type=JSON,
+                    content_type=MANIFEST_TYPE,
                     if_match=tag,
                     exclusive=tag is None,
                     cache_control=cache,
@@ -226,7 +226,7 @@ class Promoter:
         await self.target.storage.write_bytes(
             layout.latest_manifest,
             manifest.to_json(),
-            content_type=JSON,
+            content_type=MANIFEST_TYPE,
             if_match=seen.manifest_tag,
             cache_control=self.target.cache.latest,
         )
@@ -250,5 +250,5 @@ class Promoter:
         if previous is None:
             await st.delete(layout.latest)
         elif self.target.layout_of(previous).latest == layout.latest:
-            back = LatestSeen(mine.tag if mine else None, None, None, None) if mine else None
+            back = LatestSeen(mine.tag, None, None, None) if mine else None  # only while it is still ours
             await self._copy(previous, layout, back)

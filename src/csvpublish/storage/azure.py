@@ -217,7 +217,7 @@ class AzureBackend(ObjectStoreBackend):
         try:
             found = await self.on_loop(self.blob(full).get_blob_properties())
         except Exception as exc:
-            if _code(exc) in {"BlobNotFound", "ResourceNotFound", "404"}:
+            if _code(exc) in ERRORS.not_found:
                 return None
             raise
         meta = {our_name(k).lower(): str(v) for k, v in (found.metadata or {}).items() if k.lower() not in MARKERS}
@@ -231,7 +231,7 @@ class AzureBackend(ObjectStoreBackend):
         try:
             return await self.on_loop(read())
         except Exception as exc:
-            if _code(exc) in {"BlobNotFound", "ResourceNotFound", "404"}:
+            if _code(exc) in ERRORS.not_found:
                 raise FileNotFoundError(self.display_uri(full)) from None
             raise
 

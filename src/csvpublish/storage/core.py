@@ -37,6 +37,7 @@ from .translate import is_transient, translate
 T = TypeVar("T")
 
 
+# Over 350 lines on purpose: the one facade of every storage operation (path, retry, delegate), read whole.
 class Storage:
     """A folder on any fsspec filesystem: local path, ``s3://``, ``gs://``, ``memory://``, ...
 
@@ -321,8 +322,7 @@ class Storage:
     async def enforces_conditions(self, scratch: str, data: bytes) -> bool:
         """Whether the service refuses a copy and a write conditional on a tag the object does not have.
 
-        Probed once per endpoint and bucket per process (:func:`~csvpublish.storage.conditions.probe`)
-        on ``scratch``, an object of the caller's holding ``data``.
+        Probed once per endpoint and bucket per process on ``scratch``, the caller's object holding ``data``.
         """
         return await conditions.enforced(self, scratch, data)
 
