@@ -170,6 +170,8 @@ def test_a_killed_publish_leaves_a_verifiable_latest_and_no_leftovers(
             expected = "either"  # noqa: PLW2901 -- the lease a fresh process takes before its probe goes back beside the swap
         code, _ = run.child(kill, after)
         assert code == -signal.SIGKILL or (kill is None and code == 0), (label, code)
+        if expected == "either" and destination.caps.object_store:
+            time.sleep(1.0)  # a request the killed process had already sent (a copy) may still land on the server
 
         if label in MID_UPLOAD and destination.caps.leftovers_shown:
             assert run.left_open(), f"{label}: the kill should have left an upload open"
