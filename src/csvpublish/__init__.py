@@ -30,7 +30,7 @@ from .export import export_csv_to_file, export_csv_to_file_sync
 from .manifest import Manifest
 from .pipeline import Progress
 from .publisher import Publisher
-from .results import CleanupReport, PublishResult, VerifyReport, VersionInfo
+from .results import CleanupReport, DownloadResult, PublishResult, VerifyReport, VersionInfo
 from .retry import RetryPolicy
 from .storage import Storage
 from .upload import upload_csv_to_storage, upload_csv_to_storage_sync
@@ -41,6 +41,7 @@ __all__ = [
     "ConflictError",
     "CsvPublishError",
     "Dialect",
+    "DownloadResult",
     "GzipCompressor",
     "InputError",
     "IntegrityError",

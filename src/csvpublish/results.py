@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .manifest import utc_iso
+from .manifest import Manifest, utc_iso
 
 
 @dataclass(frozen=True)
@@ -91,3 +92,31 @@ class CleanupReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"removed": self.removed, "aborted_uploads": self.aborted_uploads}
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """What :meth:`Publisher.download` wrote, once its bytes matched their manifest."""
+
+    path: str | None
+    """The absolute local path written; None when written to a stream."""
+    uri: str
+    """Display URI of the object read."""
+    version: str
+    """The archived version the bytes are (a promotion in progress may make it newer than the latest manifest's)."""
+    size: int
+    """Bytes written: the stored bytes, or the CSV when decompressed."""
+    sha256: str
+    """sha256 of the bytes written (the manifest's ``sha256``, or its ``csv_sha256`` when decompressed)."""
+    decompressed: bool
+    """True when a gzip object was written as its CSV."""
+    record_count: int | None
+    manifest: Manifest
+    """The manifest the bytes matched."""
+    notes: list[str] = field(default_factory=list)
+    """Things worth knowing that are not problems, such as a promotion in progress."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["manifest"] = json.loads(self.manifest.to_json())
+        return out

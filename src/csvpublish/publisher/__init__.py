@@ -8,6 +8,7 @@
     catalog.py       one listing, the versions, each version's manifest
     sharing.py       signed read URLs of the latest or a version
     verify.py        re-read a stored version and compare it with its manifest
+    reading.py       verified reads: download, rows, manifests (reads and lists only)
     maintenance.py   restore, prune, cleanup (one helper per kind of leftover)
     common.py        Target: the name and storage every step works on
 
@@ -21,7 +22,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from csvpublish.errors import InputError, MissingInputError, SnapshotRejectedErr
 from csvpublish.manifest import Manifest
 from csvpublish.naming import Layout, validate_name
 from csvpublish.pipeline import Progress
-from csvpublish.results import CleanupReport, PublishResult, VerifyReport, VersionInfo
+from csvpublish.results import CleanupReport, DownloadResult, PublishResult, VerifyReport, VersionInfo
 from csvpublish.retry import RetryPolicy
 from csvpublish.storage import Storage
 
@@ -41,6 +42,7 @@ from .catalog import Catalog
 from .common import ARCHIVE_CACHE_CONTROL, LATEST_CACHE_CONTROL, CachePolicy, Target
 from .flow import PublishFlow, PublishOptions, Source
 from .maintenance import Maintenance
+from .reading import DownloadTo, Reading
 from .sharing import Sharer
 from .verify import Verifier
 
@@ -240,6 +242,20 @@ class Publisher:
         """
         return await Sharer(self._target()).share_url(version, expires=expires)
 
+    async def download(
+        self, path: DownloadTo, *, version: str | VersionInfo | None = None, decompress: bool = False
+    ) -> DownloadResult:
+        """Write the latest (or ``version``) to ``path`` atomically, checked as it streams (see ``reading.py``)."""
+        return await Reading(self._target()).download(path, version, decompress=decompress)
+
+    def read(self, version: str | VersionInfo | None = None) -> AsyncIterator[list[str]]:
+        """The data rows of the latest (or ``version``), streamed and checked; the header is the manifest's columns."""
+        return Reading(self._target()).rows(version)
+
+    async def read_manifest(self, version: str | VersionInfo | None = None) -> Manifest:
+        """The manifest of the latest (or of ``version``); VersionNotFoundError when there is none."""
+        return await Reading(self._target()).manifest(version)
+
     # --- restore, prune, cleanup -------------------------------------------------------
 
     async def restore(self, version: str | VersionInfo) -> PublishResult:
@@ -289,6 +305,18 @@ class Publisher:
     def verify_sync(self, version: str | VersionInfo | None = None, *, strict: bool = False) -> VerifyReport:
         """Blocking :meth:`verify`."""
         return run_sync(self.verify(version, strict=strict))
+
+    def download_sync(self, path: DownloadTo, **kwargs: Any) -> DownloadResult:
+        """Blocking :meth:`download`."""
+        return run_sync(self.download(path, **kwargs))
+
+    def read_sync(self, version: str | VersionInfo | None = None) -> Iterator[list[str]]:
+        """Blocking :meth:`read`: an iterator of the data rows, on the same engine."""
+        return Reading(self._target()).rows_sync(version)
+
+    def read_manifest_sync(self, version: str | VersionInfo | None = None) -> Manifest:
+        """Blocking :meth:`read_manifest`."""
+        return run_sync(self.read_manifest(version))
 
     def share_url_sync(self, version: str | VersionInfo | None = None, *, expires: int = 3600) -> str:
         """Blocking :meth:`share_url`."""

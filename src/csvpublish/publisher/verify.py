@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from csvpublish.dialect import Dialect
@@ -19,6 +20,9 @@ from .catalog import Catalog
 from .common import Target
 from .lease import Leases
 
+PIECE = 1 << 20
+"""Most CSV bytes one piece of a decompressed chunk holds: memory stays bounded however well the data compressed."""
+
 
 @dataclass(frozen=True)
 class Measurement:
@@ -30,31 +34,72 @@ class Measurement:
     """sha256 of the CSV (after gunzip); None when the bytes are not a complete gzip stream."""
     records: int | None
     """Data records of the CSV; None when it could not be read."""
+    csv_size: int | None = None
+    """Bytes of the CSV (after gunzip); None when it could not be read."""
+
+
+class Digest:
+    """Hashes a stored object fed chunk by chunk, and gives back the CSV it holds: the one engine of every check.
+
+    >>> digest = Digest(compressed=False)
+    >>> b"".join(digest.feed(b"a\\r\\n1\\r\\n")), digest.measurement().records
+    (b'a\\r\\n1\\r\\n', 1)
+    """
+
+    def __init__(self, *, compressed: bool, header: bool = True) -> None:
+        self.stored, self.plain, self.counter = hashlib.sha256(), hashlib.sha256(), RecordCounter(header=header)
+        self.inflate = zlib.decompressobj(wbits=31) if compressed else None
+        self.size = self.csv_size = 0
+        self.broken = False
+        """The stored bytes are not a gzip stream: no CSV comes out of them any more."""
+
+    def feed(self, chunk: bytes) -> Iterator[bytes]:
+        """Hash ``chunk`` as stored; return its CSV bytes, in pieces of at most :data:`PIECE` (consume them all)."""
+        self.size += len(chunk)
+        self.stored.update(chunk)
+        return self._csv(chunk)
+
+    def _csv(self, data: bytes) -> Iterator[bytes]:
+        inflate = self.inflate
+        if inflate is None:
+            self._count(data)
+            yield data
+            return
+        while data and not self.broken and not inflate.eof:
+            try:
+                piece = inflate.decompress(data, PIECE)
+            except zlib.error:
+                self.broken = True
+                return
+            data = inflate.unconsumed_tail
+            if piece:
+                self._count(piece)
+                yield piece
+
+    def _count(self, piece: bytes) -> None:
+        self.csv_size += len(piece)
+        self.plain.update(piece)
+        self.counter.feed(piece)
+
+    def measurement(self) -> Measurement:
+        """What was fed, once it has all been."""
+        if self.broken or (self.inflate is not None and not self.inflate.eof):
+            return Measurement(self.size, self.stored.hexdigest(), None, None)
+        return Measurement(
+            self.size, self.stored.hexdigest(), self.plain.hexdigest(), self.counter.records, self.csv_size
+        )
 
 
 async def measure(storage: Storage, rel: str, compressed: bool, *, header: bool = True) -> Measurement:
     """Stream ``rel`` once: stored size and sha256, and the CSV's sha256 and record count."""
 
     def read() -> Measurement:
-        stored, plain, counter = hashlib.sha256(), hashlib.sha256(), RecordCounter(header=header)
-        inflate = zlib.decompressobj(wbits=31) if compressed else None
-        size, broken = 0, False
+        digest = Digest(compressed=compressed, header=header)
         with storage.open_reader(rel) as handle:
             while chunk := handle.read(PART_SIZE):
-                size += len(chunk)
-                stored.update(chunk)
-                if broken:
-                    continue
-                try:
-                    data = inflate.decompress(chunk) if inflate is not None else chunk
-                except zlib.error:
-                    broken = True
-                    continue
-                plain.update(data)
-                counter.feed(data)
-        if broken or (inflate is not None and not inflate.eof):
-            return Measurement(size, stored.hexdigest(), None, None)
-        return Measurement(size, stored.hexdigest(), plain.hexdigest(), counter.records)
+                for _ in digest.feed(chunk):
+                    pass
+        return digest.measurement()
 
     return await asyncio.to_thread(storage.blocking, storage.uri(rel), read)
 
@@ -71,7 +116,7 @@ class Verifier:
         """Re-hash the latest (``version=None``) or an archived version; see :meth:`Publisher.verify`."""
         st = self.target.storage
         await st.check(create=False)
-        target, rel, manifest = await self._resolve(version)
+        target, rel, manifest = await self.resolve(version)
         problems: list[str] = []
         notes: list[str] = []
         try:
@@ -81,12 +126,9 @@ class Verifier:
             problems.append(f"{st.uri(rel)} is missing")
             measured = None
         if version is None and measured is not None and measured.sha256 != manifest.sha256:
-            promoted = await self._promotion_under_way(measured, manifest.version)
+            promoted = await self.promotion_under_way(measured, manifest.version)
             if promoted is not None:
-                notes.append(
-                    f"the latest is version {promoted.version} but its manifest still names {manifest.version}: "
-                    "a publish is replacing it, or one was interrupted (the next publish or cleanup() finishes it)"
-                )
+                notes.append(promotion_note(promoted, manifest))
                 manifest = promoted
         if measured is not None:
             problems += compare(measured, manifest)
@@ -107,7 +149,7 @@ class Verifier:
             raise IntegrityError(f"{report.uri}: " + "; ".join(problems))
         return report
 
-    async def _resolve(self, version: str | VersionInfo | None) -> tuple[str, str, Manifest]:
+    async def resolve(self, version: str | VersionInfo | None) -> tuple[str, str, Manifest]:
         """What is checked: its name in the report, its path, and the manifest it must match."""
         st = self.target.storage
         if version is None:
@@ -121,7 +163,7 @@ class Verifier:
         except (StorageNotFoundError, FileNotFoundError):
             raise IntegrityError(f"{st.uri(info.path)} has no manifest; restore() can rebuild it") from None
 
-    async def _promotion_under_way(self, measured: Measurement, named: str) -> Manifest | None:
+    async def promotion_under_way(self, measured: Measurement, named: str) -> Manifest | None:
         """The manifest of the version the lease holder is promoting, if the latest already holds its bytes.
 
         Between the copy and the latest manifest (a window of one request, or
@@ -164,6 +206,14 @@ class Verifier:
         return problems
 
 
+def promotion_note(promoted: Manifest, named: Manifest) -> str:
+    """What to say of a latest that holds ``promoted`` while its manifest still names ``named``."""
+    return (
+        f"the latest is version {promoted.version} but its manifest still names {named.version}: "
+        "a publish is replacing it, or one was interrupted (the next publish or cleanup() finishes it)"
+    )
+
+
 def compare(measured: Measurement, manifest: Manifest) -> list[str]:
     """Where a measurement disagrees with a manifest, one sentence each."""
     problems = []
@@ -175,6 +225,8 @@ def compare(measured: Measurement, manifest: Manifest) -> list[str]:
         problems.append("the stored bytes are not a complete gzip stream")
     elif measured.csv_sha256 != manifest.csv_sha256:
         problems.append(f"uncompressed sha256 is {measured.csv_sha256}, the manifest says {manifest.csv_sha256}")
+    elif measured.csv_size is not None and manifest.csv_size >= 0 and measured.csv_size != manifest.csv_size:
+        problems.append(f"uncompressed size is {measured.csv_size} bytes, the manifest says {manifest.csv_size}")
     if measured.records is not None and manifest.record_count is not None and measured.records != manifest.record_count:
         problems.append(f"holds {measured.records} records, the manifest says {manifest.record_count}")
     return problems
