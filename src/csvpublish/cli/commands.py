@@ -7,12 +7,22 @@ import json
 import logging
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+from csvpublish.errors import CsvPublishError, IntegrityError
 from csvpublish.pipeline import Progress
 from csvpublish.publisher import Publisher
 
-from .output import Output, locations, one_line, records_text, size_text, verify_failure, version_table
+from .output import (
+    Output,
+    locations,
+    manifest_lines,
+    one_line,
+    records_text,
+    size_text,
+    verify_failure,
+    version_table,
+)
 from .parser import PROG
 
 EXIT_OK = 0
@@ -115,6 +125,74 @@ async def cmd_verify(publisher: Publisher, args: argparse.Namespace, output: Out
     return EXIT_OK
 
 
+async def cmd_get(publisher: Publisher, args: argparse.Namespace, output: Output) -> int:
+    if args.output == "-":
+        return await _get_to_stdout(publisher, args, output)
+    path = args.output or await _file_name(publisher, args)
+    result = await publisher.download(path, version=args.version, decompress=args.decompress)
+    output.data(result.to_dict())
+    output.text(
+        f"downloaded {publisher.name} version {result.version} to {result.path}: "
+        f"{records_text(result.record_count)}, {size_text(result.size)}",
+        f"  from:     {result.uri}",
+        f"  sha256:   {result.sha256} (matches its manifest)",
+        *(f"  note:     {note}" for note in result.notes),
+    )
+    return EXIT_OK
+
+
+async def _file_name(publisher: Publisher, args: argparse.Namespace) -> str:
+    """The object's own name (``books_latest.csv.gz``, ``books_<version>.csv``), without ``.gz`` when decompressed."""
+    manifest = await publisher.read_manifest(args.version)
+    base = manifest.archive.rsplit("/", 1)[-1]
+    suffix = base[len(f"{manifest.name}_{manifest.version}") :] or ".csv"
+    if args.decompress and suffix.endswith(".gz"):
+        suffix = suffix[: -len(".gz")]
+    return f"{publisher.name}_{'latest' if args.version is None else manifest.version}{suffix}"
+
+
+class _Counted:
+    """A binary stream that counts what went through it."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream, self.written = stream, 0
+
+    def write(self, data: bytes) -> int:
+        self.written += len(data)
+        return self.stream.write(data)
+
+
+async def _get_to_stdout(publisher: Publisher, args: argparse.Namespace, output: Output) -> int:
+    """``get -o -``: the bytes go out as they stream, so a failed check can only be reported after them."""
+    if output.json:
+        print(f"{PROG} get: error: --json and '-o -' both write to stdout; choose one", file=output.err)
+        return EXIT_USAGE
+    text = output.unmasked or output.out  # the data itself is never masked: it is the object's bytes
+    text.flush()
+    sink = _Counted(text.buffer)
+    try:
+        result = await publisher.download(sink, version=args.version, decompress=args.decompress)
+    except (CsvPublishError, OSError) as exc:
+        sink.stream.flush()
+        if not sink.written and not isinstance(exc, IntegrityError):
+            raise
+        print(f"{PROG}: error: {one_line(str(exc))}; the {sink.written} bytes written to stdout are not "
+              "the published data: discard them", file=output.err)  # fmt: skip
+        return EXIT_FAILED
+    sink.stream.flush()
+    if not output.quiet:
+        for note in result.notes:
+            print(f"{PROG}: note: {note}", file=output.err)
+    return EXIT_OK
+
+
+async def cmd_show(publisher: Publisher, args: argparse.Namespace, output: Output) -> int:
+    manifest = await publisher.read_manifest(args.version)
+    output.data(json.loads(manifest.to_json()))
+    output.text(*manifest_lines(manifest))
+    return EXIT_OK
+
+
 async def cmd_restore(publisher: Publisher, args: argparse.Namespace, output: Output) -> int:
     result = await publisher.restore(args.version)
     output.data(result.to_dict())
@@ -152,6 +230,8 @@ COMMANDS: dict[str, Callable[[Publisher, argparse.Namespace, Output], Coroutine[
     "publish": cmd_publish,
     "versions": cmd_versions,
     "verify": cmd_verify,
+    "get": cmd_get,
+    "show": cmd_show,
     "restore": cmd_restore,
     "cleanup": cmd_cleanup,
     "url": cmd_url,

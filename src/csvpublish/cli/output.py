@@ -9,6 +9,8 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from csvpublish.credentials import MASK, NOT_SECRET, credential_values, is_credential_variable, secret_leaves
+from csvpublish.dialect import DELIMITERS, Dialect
+from csvpublish.manifest import Manifest
 from csvpublish.results import PublishResult, VerifyReport, VersionInfo
 
 from .parser import parse_value
@@ -158,6 +160,29 @@ def version_table(versions: Sequence[VersionInfo]) -> list[str]:
         return "  ".join([*cells, row[-1]])
 
     return [line(header), *(line(row) for row in rows)]
+
+
+def manifest_lines(manifest: Manifest) -> list[str]:
+    """A manifest as ``show`` prints it, one field a line."""
+    dialect = Dialect.from_dict(manifest.dialect)
+    lines = [
+        f"{manifest.name} version {manifest.version}",
+        f"  created:      {manifest.created_at}",
+        f"  archive:      {manifest.archive}",
+        f"  compression:  {manifest.compression or 'none'} ({manifest.content_type})",
+        f"  size:         {size_text(manifest.size)}",
+        f"  sha256:       {manifest.sha256}",
+        f"  csv size:     {size_text(manifest.csv_size) if manifest.csv_size >= 0 else 'unknown'}",
+        f"  csv sha256:   {manifest.csv_sha256}",
+        f"  records:      {records_text(manifest.record_count, bare=True)}",
+        f"  columns:      {', '.join(manifest.columns)}",
+        f"  dialect:      {DELIMITERS[dialect.delimiter]}, {dialect.lineterminator!r}, "
+        f"{'header' if dialect.header else 'no header'}{', BOM' if dialect.bom else ''}",
+        f"  library:      {manifest.library}",
+    ]
+    if manifest.restored_at:
+        lines.append(f"  restored at:  {manifest.restored_at}")
+    return lines
 
 
 def verify_failure(report: VerifyReport) -> str:

@@ -150,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  csvpublish publish books.csv ./published\n"
             "  csvpublish versions s3://my-bucket/exports --name books\n"
             "  csvpublish verify gs://my-bucket/exports --name books\n"
+            "  csvpublish get s3://my-bucket/exports --name books -o books.csv --decompress\n"
             "  csvpublish url s3://my-bucket/exports --name books --expires 600\n\n"
             "Credentials come from the environment (AWS_*, GOOGLE_APPLICATION_CREDENTIALS,\n"
             "FSSPEC_<PROTOCOL>_<OPTION>). Exit codes: 0 ok, 1 failed, 2 bad usage.\n"
@@ -162,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     _add_common(common, top=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_publish, _add_versions, _add_verify, _add_restore, _add_cleanup, _add_url):
+    for add in (_add_publish, _add_versions, _add_verify, _add_get, _add_show, _add_restore, _add_cleanup, _add_url):
         add(sub, common)
     return parser
 
@@ -230,6 +231,43 @@ def _add_verify(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     _add_destination_and_name(p)
     p.add_argument("--version", dest="version", metavar="VERSION", help="check this archived version, not the latest")
+
+
+def _add_get(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = _subcommand(
+        sub,
+        "get",
+        common=common,
+        summary="download the latest (or a version), checked against its manifest",
+        description="Download the latest of NAME (or an archived VERSION) to FILE, hashing it as it streams: FILE\n"
+        "appears only when size and sha256 match the manifest (exit 1 and no file when not). '-o -' writes to\n"
+        "stdout as it streams: a mismatch is found after the bytes were written (exit 1: discard them).\n"
+        "Needs read and list permissions only.",
+        example="  csvpublish get s3://my-bucket/exports --name books\n"
+        "  csvpublish get ./published --name books --version 20261126_053708 -o old.csv.gz\n"
+        "  csvpublish get ./published --name books --decompress -o - | head",
+    )
+    _add_destination_and_name(p)
+    p.add_argument("--version", dest="version", metavar="VERSION", help="download this archived version")
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="where to write it, '-' for stdout (default: the object's file name)"
+    )
+    p.add_argument("--decompress", action="store_true", help="write the CSV of a .csv.gz (checked too)")
+
+
+def _add_show(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = _subcommand(
+        sub,
+        "show",
+        common=common,
+        summary="print the manifest of the latest (or a version)",
+        description="Print the manifest of the latest of NAME (or an archived VERSION): version, sizes, sha256,\n"
+        "record count, columns, dialect. With --json, the manifest itself.",
+        example="  csvpublish show s3://my-bucket/exports --name books\n"
+        "  csvpublish show ./published --name books --version 20261126_053708 --json",
+    )
+    _add_destination_and_name(p)
+    p.add_argument("--version", dest="version", metavar="VERSION", help="show this archived version's manifest")
 
 
 def _add_restore(sub: Any, common: argparse.ArgumentParser) -> None:

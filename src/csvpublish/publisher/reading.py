@@ -19,7 +19,7 @@ import io
 import os
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Protocol
 
 from csvpublish._sync import run_sync
 from csvpublish.dialect import Dialect
@@ -33,7 +33,15 @@ from .common import Target
 from .verify import Digest, Measurement, Verifier, compare, promotion_note
 
 Row = list[str]
-DownloadTo = str | os.PathLike[str] | BinaryIO
+
+
+class Sink(Protocol):
+    """A writable binary stream, such as ``sys.stdout.buffer``."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+
+DownloadTo = str | os.PathLike[str] | Sink
 """Where a download goes: a local path (written atomically) or a binary stream (written as it streams)."""
 
 
