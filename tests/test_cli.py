@@ -27,7 +27,7 @@ from .conftest import make_s3_bucket, s3_options
 
 COMMAND = [sys.executable, "-m", "csvpublish"]
 SCRIPT = Path(sys.executable).parent / "csvpublish"
-SUBCOMMANDS = ["publish", "versions", "verify", "restore", "cleanup", "url"]
+SUBCOMMANDS = ["publish", "versions", "verify", "get", "show", "restore", "cleanup", "url"]
 SENTINEL = "SENTINEL-s3cr3t-9f2c41d7"
 CSV = b'Barcode,Title\nB1,Dune\nB2,"Emma, a\nnovel"\nB3,Ulysses\n'  # 3 records, one spanning two lines
 FAST_FAIL = ["--storage-option", 'config_kwargs={"retries": {"max_attempts": 1}}']  # botocore: no retries
@@ -293,6 +293,87 @@ def test_bad_usage_exits_2(tmp_path: Path, books: Path) -> None:
         assert result.stderr.startswith("usage: csvpublish"), (args, result.stderr)
         assert "error: " in result.stderr.splitlines()[-1], (args, result.stderr)
     assert not (tmp_path / "dest").exists()
+
+
+# --- get and show --------------------------------------------------------------------------------
+
+
+def run_binary(*args: str, cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    """A ``csvpublish`` run whose stdout is bytes (``get -o -``)."""
+    command = [*COMMAND, *args]
+    return subprocess.run(command, check=False, cwd=cwd, capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+
+
+def test_get_downloads_to_a_file_or_stdout_checked(tmp_path: Path, books: Path) -> None:
+    """``get`` writes the latest (or a version) as stored or decompressed, to its own name, -o FILE or stdout."""
+    dest, work = tmp_path / "published", tmp_path / "work"
+    work.mkdir()
+    first = ok_json(run("publish", str(books), str(dest), "--json"))
+    stored = (dest / "books_latest.csv.gz").read_bytes()
+    named, plain, old = run_many(
+        [
+            ["get", str(dest), "--name", "books"],
+            ["get", str(dest), "--name", "books", "--decompress", "-o", "out/books.csv", "--json"],
+            ["get", str(dest), "--name", "books", "--version", first["version"]],
+        ],
+        cwd=work,
+    )
+    piped, piped_gzip = (run_binary("get", str(dest), "--name", "books", *more, "-o", "-", cwd=work)
+                         for more in (["--decompress"], []))  # fmt: skip
+    assert named.returncode == 0, named.stderr
+    assert f"downloaded books version {first['version']} to {work / 'books_latest.csv.gz'}" in named.stdout
+    assert (work / "books_latest.csv.gz").read_bytes() == stored
+    result = ok_json(plain)
+    assert (work / "out" / "books.csv").read_bytes() == CSV
+    assert (result["path"], result["decompressed"], result["record_count"]) == (str(work / "out/books.csv"), True, 3)
+    assert result["sha256"] == hashlib.sha256(CSV).hexdigest() == result["manifest"]["csv_sha256"]
+    assert (piped.returncode, piped.stderr, piped.stdout) == (0, b"", CSV)
+    assert (piped_gzip.returncode, piped_gzip.stderr, piped_gzip.stdout) == (0, b"", stored)
+    assert old.returncode == 0, old.stderr
+    assert (work / f"books_{first['version']}.csv.gz").read_bytes() == stored
+
+
+def test_get_of_a_tampered_latest_exits_1_and_leaves_no_file(tmp_path: Path, books: Path) -> None:
+    """A latest that does not match its manifest: exit 1 with one line and no file; on stdout, the line says discard."""
+    dest, work = tmp_path / "published", tmp_path / "work"
+    work.mkdir()
+    assert run("publish", str(books), str(dest)).returncode == 0
+    latest = dest / "books_latest.csv.gz"
+    latest.write_bytes(latest.read_bytes()[:-4])
+    to_file, both = run_many(
+        [
+            ["get", str(dest), "--name", "books", "-o", "books.csv.gz"],
+            ["get", str(dest), "--name", "books", "-o", "-", "--json"],
+        ],
+        cwd=work,
+    )
+    to_stdout = run_binary("get", str(dest), "--name", "books", "-o", "-", cwd=work)
+    assert "the manifest says" in assert_one_line_error(to_file)
+    assert list(work.iterdir()) == []  # no file, no temp file
+    assert to_stdout.returncode == 1
+    assert to_stdout.stdout == latest.read_bytes()  # the bytes went out before the check could fail
+    (line,) = to_stdout.stderr.decode().splitlines()
+    assert line.startswith("csvpublish: error: ") and "the manifest says" in line and "discard them" in line
+    assert both.returncode == 2 and both.stdout == ""
+
+
+def test_show_prints_the_manifest(tmp_path: Path, books: Path) -> None:
+    """``show --json`` prints the stored manifest itself; the text names the version, hashes and columns."""
+    dest = tmp_path / "published"
+    published = ok_json(run("publish", str(books), str(dest), "--json"))
+    as_json, text, missing = run_many(
+        [
+            ["show", str(dest), "--name", "books", "--json"],
+            ["show", str(dest), "--name", "books", "--version", published["version"]],
+            ["show", str(dest), "--name", "books", "--version", "20000101_000000"],
+        ]
+    )
+    assert ok_json(as_json) == json.loads((dest / "books_latest.manifest.json").read_bytes())
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.startswith(f"books version {published['version']}\n")
+    assert f"sha256:       {published['sha256']}" in text.stdout
+    assert "columns:      Barcode, Title" in text.stdout
+    assert "no archived version" in assert_one_line_error(missing)
 
 
 # --- S3 ------------------------------------------------------------------------------------------
