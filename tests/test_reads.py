@@ -3,6 +3,7 @@ refuse what does not match its manifest, and need read and list permissions only
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -280,3 +281,17 @@ async def test_reads_need_only_read_and_list_permissions(
         await reader.publish(rows(2))
     assert refusals is None or refusals.seen
     assert {rel: destination.read(rel) for rel in destination.files()} == before
+
+
+async def test_a_read_stopped_early_closes_its_stream(make_destination: Any) -> None:
+    """Leaving read() or read_sync() after a few rows is fine: no error, and the next read starts afresh."""
+    publisher = make_destination("local").publisher()
+    await publisher.publish(rows(50))
+    async with contextlib.aclosing(publisher.read()) as stream:
+        async for row in stream:
+            assert row[0] == "a0"
+            break
+    for row in publisher.read_sync():
+        assert row[0] == "a0"
+        break
+    assert len(await read_all(publisher)) == 50
