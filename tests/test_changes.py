@@ -1,4 +1,4 @@
-"""What changed, by key: counts in each keyed publish's manifest, key files beside the archives, diff of any two versions."""
+"""What changed, by key: counts in each keyed manifest, key files beside the archives, diff of two versions."""
 
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ async def test_changes_are_unknown_when_the_previous_latest_has_no_key_file_of_t
     third = await keyed.publish(V3)
     assert third.changes is None  # the latest is keyed by Title
     assert counts((await keyed.publish(V3)).changes) == (0, 0, 0, 7, 0)
-    with pytest.raises(InputError, match="has no key file.*key="):
+    with pytest.raises(InputError, match=r"has no key file.*key="):
         await keyed.diff((await keyed.versions())[-1], "latest")
 
 
@@ -227,13 +227,15 @@ def _records(rows: list[tuple[str, str]]) -> Any:
     return collector.records()
 
 
-KEYS = st.text(alphabet="ab,\"\né", max_size=3)
+KEYS = st.text(alphabet='ab,"\né', max_size=3)
 ROWS = st.lists(st.tuples(KEYS, st.sampled_from(["x", "y", "z"])), max_size=40)
 
 
 @settings(max_examples=300, deadline=None)
 @given(old=ROWS, new=ROWS)
-def test_the_merge_join_counts_what_a_dict_based_diff_counts(old: list[tuple[str, str]], new: list[tuple[str, str]]) -> None:
+def test_the_merge_join_counts_what_a_dict_based_diff_counts(
+    old: list[tuple[str, str]], new: list[tuple[str, str]]
+) -> None:
     """The streaming merge-join of two key files gives a plain dictionary diff's counts, duplicates included."""
     tally = merge(_records(old), _records(new))
     assert (tally.added, tally.removed, tally.changed, tally.unchanged, tally.duplicate_keys) == _dict_diff(old, new)

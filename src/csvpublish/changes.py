@@ -135,7 +135,7 @@ class KeyCollector:
                 for i in range(len(ends))
             ]
             for stored in bucket[:3]:
-                stored.clear()  # type: ignore[attr-defined]
+                stored.clear()
             del ends[:]
             entries.sort()
             for key_hash, text, row_hash in entries:
@@ -368,4 +368,5 @@ class ChangeSummary:
     def from_dict(cls, data: dict[str, Any]) -> ChangeSummary:
         """Read :meth:`to_dict`'s output back (as a manifest stores it)."""
         known = set(cls.__dataclass_fields__)
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known})
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
+        return cls(**fields)

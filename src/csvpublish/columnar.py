@@ -103,7 +103,9 @@ class ArrowFormatter:
         lines = pc.binary_join_element_wise(*columns, self._delimiter)
         if keys is not None and key_texts is not None:
             texts = key_texts[0] if len(key_texts) == 1 else pc.binary_join_element_wise(*key_texts, self._delimiter)
-            keys.add_encoded(_data(texts), _offsets(texts), _data(lines), _offsets(lines), len(self._terminator.as_py()))
+            keys.add_encoded(
+                _data(texts), _offsets(texts), _data(lines), _offsets(lines), len(self._terminator.as_py())
+            )
         return _data(lines)
 
     def _text(self, column: Any, kind: str) -> Any:

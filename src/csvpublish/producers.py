@@ -146,7 +146,9 @@ def format_arrow(source: ArrowSource, plan: Plan, flow: Flow, found: Found) -> N
     count = 0
     for batch in reader:
         for part in formatter.slices(batch):
-            flow.put(flow.csv, formatter.format(part, found.keys))  # whole: the next slice is formatted while this one compresses
+            flow.put(
+                flow.csv, formatter.format(part, found.keys)
+            )  # whole: the next slice is formatted while this one compresses
             count += part.num_rows
             plan.rows_callback.relative_update(part.num_rows)
     found.records = count

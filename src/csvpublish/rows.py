@@ -216,9 +216,8 @@ def _format_columns(rows: list[Sequence[Any]], dialect: Dialect, keys: KeyCollec
         columns[0] = [v or '""' for v in columns[0]]
     lines = list(map(sep.join, zip(*columns, strict=True)))
     if keys is not None:
-        indexes = keys.indexes
-        texts = columns[indexes[0]] if len(indexes) == 1 else list(map(sep.join, zip(*(columns[i] for i in indexes))))
-        keys.add_rows(texts, lines)
+        chosen = [columns[i] for i in keys.indexes]
+        keys.add_rows(chosen[0] if len(chosen) == 1 else list(map(sep.join, zip(*chosen, strict=True))), lines)
     lines.append("")
     return dialect.lineterminator.join(lines)
 

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from csvpublish import pipeline
-from csvpublish.changes import ChangeSummary
 from csvpublish._version import library_version
+from csvpublish.changes import ChangeSummary
 from csvpublish.compression import DEFAULT_LEVEL, GzipCompressor
 from csvpublish.dialect import Dialect
 from csvpublish.errors import SnapshotRejectedError
@@ -42,8 +42,8 @@ from csvpublish.storage import PART_SIZE, Writer, conditions
 from csvpublish.storage.translate import translate
 
 from .catalog import Catalog, LatestSeen
-from .keyed import Keyed, KeyedPublish
 from .common import Target, quietly
+from .keyed import Keyed, KeyedPublish
 from .lease import Held, Leases, Marker, Reservation
 from .maintenance import Maintenance
 from .promotion import Alongside, Promoter

@@ -136,7 +136,11 @@ class KeyedPublish:
             st.blocking,
             st.uri(rel),
             lambda: st.open_writer(
-                rel, content_type=KEYS_TYPE, exclusive=True, part_size=PART_SIZE, cache_control=self.target.cache.archive
+                rel,
+                content_type=KEYS_TYPE,
+                exclusive=True,
+                part_size=PART_SIZE,
+                cache_control=self.target.cache.archive,
             ),
         )
         encoder = Encoder(header_bytes(self.key, self.delimiter, collector.rows), writer.write)
@@ -151,11 +155,10 @@ class KeyedPublish:
         except BaseException:
             await asyncio.to_thread(writer.discard)
             raise
-        return self._outcome(writer, rel, encoder, collector, tally, version)
+        return self._outcome(writer, encoder, collector.rows, tally, version)
 
-    def _outcome(
-        self, writer: Writer, rel: str, encoder: Encoder, collector: KeyCollector, tally: Tally, version: str
-    ) -> Keyed:
+    def _outcome(self, writer: Writer, encoder: Encoder, rows: int, tally: Tally, version: str) -> Keyed:
+        rel = self.target.layout.keys(version)
         distinct = tally.added + tally.changed + tally.unchanged
         keys = {
             "file": rel,
@@ -163,7 +166,7 @@ class KeyedPublish:
             "size": encoder.size,
             "columns": list(self.key),
             "delimiter": self.delimiter,
-            "rows": collector.rows,
+            "rows": rows,
             "distinct_keys": distinct,
             "duplicate_keys": tally.duplicate_keys,
         }
@@ -189,7 +192,9 @@ async def _resolve(catalog: Catalog, version: str | VersionInfo) -> Manifest:
     if version == "latest":
         found = await catalog.latest_manifest()
         if found is None:
-            raise VersionNotFoundError(f"nothing is published as {catalog.target.name!r} in {catalog.target.storage.uri()}")
+            raise VersionNotFoundError(
+                f"nothing is published as {catalog.target.name!r} in {catalog.target.storage.uri()}"
+            )
         return found
     wanted = version.version if isinstance(version, VersionInfo) else version
     manifest = await catalog.manifest_if_valid(wanted)
@@ -227,4 +232,3 @@ async def diff(
 
     tally = await asyncio.to_thread(st.blocking, st.uri(), run)
     return ChangeSummary.of(tally, key, before.version, after.version)
-
