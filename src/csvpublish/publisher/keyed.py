@@ -38,6 +38,8 @@ from .common import Target
 logger = logging.getLogger("csvpublish")
 
 KEYS_TYPE = "application/gzip"
+_READ_BYTES = 2**20
+"""Key-file bytes read at a time: a diff holds about this much of each file, inflated, whatever its rows."""
 
 
 def mismatch(manifest: Manifest, key: Sequence[str], delimiter: str | None) -> str | None:
@@ -55,7 +57,7 @@ def mismatch(manifest: Manifest, key: Sequence[str], delimiter: str | None) -> s
 def _chunks(handle: IO[bytes], expected: str | None, where: str) -> Iterator[bytes]:
     """A stored key file's bytes; :class:`IntegrityError` at the end when they do not have ``expected`` sha256."""
     digest = hashlib.sha256()
-    while chunk := handle.read(PART_SIZE):
+    while chunk := handle.read(_READ_BYTES):
         digest.update(chunk)
         yield chunk
     if expected is not None and digest.hexdigest() != expected:
