@@ -27,7 +27,7 @@ from .conftest import make_s3_bucket, s3_options
 
 COMMAND = [sys.executable, "-m", "csvpublish"]
 SCRIPT = Path(sys.executable).parent / "csvpublish"
-SUBCOMMANDS = ["publish", "versions", "verify", "get", "show", "restore", "cleanup", "url"]
+SUBCOMMANDS = ["publish", "versions", "verify", "get", "show", "diff", "restore", "cleanup", "url"]
 SENTINEL = "SENTINEL-s3cr3t-9f2c41d7"
 CSV = b'Barcode,Title\nB1,Dune\nB2,"Emma, a\nnovel"\nB3,Ulysses\n'  # 3 records, one spanning two lines
 FAST_FAIL = ["--storage-option", 'config_kwargs={"retries": {"max_attempts": 1}}']  # botocore: no retries

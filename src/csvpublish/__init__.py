@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .changes import ChangeSummary
 from .compression import GzipCompressor
 from .dialect import Dialect
 from .errors import (
@@ -37,6 +38,7 @@ from .upload import upload_csv_to_storage, upload_csv_to_storage_sync
 
 __all__ = [
     "AccessDeniedError",
+    "ChangeSummary",
     "CleanupReport",
     "ConflictError",
     "CsvPublishError",

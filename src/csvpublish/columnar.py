@@ -18,11 +18,15 @@ b'x,1,True\\r\\n"y,z",,False\\r\\n,3,\\r\\n'
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .dialect import Dialect
 from .rows import FORMULA_PREFIXES
+
+if TYPE_CHECKING:
+    from .changes import KeyCollector
 
 SLICE_BYTES = 8 * 2**20
 """Rows are formatted in slices of about this much CSV: memory stays bounded whatever a batch holds."""
@@ -82,17 +86,27 @@ class ArrowFormatter:
         for start in range(0, rows, step):
             yield batch.slice(start, step)
 
-    def format(self, batch: Any) -> memoryview:
-        """The CSV bytes of ``batch``'s rows (no header), without a copy of the joined text."""
+    def format(self, batch: Any, keys: KeyCollector | None = None) -> memoryview:
+        """The CSV bytes of ``batch``'s rows (no header), without a copy of the joined text.
+
+        ``keys`` collects each row's key text and hashes (a keyed publish), one Python step per row.
+        """
         pc, s = self.pc, self._s
         if not self.kinds:  # rows without columns: one empty line each, as csv.writer writes them
             return memoryview(self.dialect.lineterminator.encode() * batch.num_rows)
         columns = [self._text(batch.column(i), kind) for i, kind in enumerate(self.kinds)]
         if len(columns) == 1:  # a row whose only field is empty is written "", not as a blank line
             columns[0] = pc.if_else(pc.equal(columns[0], s[""]), s['""'], columns[0])
+        key_texts = None if keys is None else [columns[i] for i in keys.indexes]
         # the line end goes onto the last field: one column copied again, not every line
         columns[-1] = pc.binary_join_element_wise(columns[-1], s[""], self._terminator)
-        return _data(pc.binary_join_element_wise(*columns, self._delimiter))
+        lines = pc.binary_join_element_wise(*columns, self._delimiter)
+        if keys is not None and key_texts is not None:
+            texts = key_texts[0] if len(key_texts) == 1 else pc.binary_join_element_wise(*key_texts, self._delimiter)
+            keys.add_encoded(
+                _data(texts), _offsets(texts), _data(lines), _offsets(lines), len(self._terminator.as_py())
+            )
+        return _data(lines)
 
     def _text(self, column: Any, kind: str) -> Any:
         """One column as a string array without nulls, escaped and quoted."""
@@ -125,6 +139,13 @@ class ArrowFormatter:
         offsets = memoryview(column.buffers()[1]).cast("i")
         values = bytes(memoryview(data)[offsets[column.offset] : offsets[column.offset + len(column)]])
         return any(char in values for char in self._special)
+
+
+def _offsets(strings: Any) -> memoryview:
+    """Where each value of a string array starts in :func:`_data`'s bytes, and where the last one ends."""
+    offsets = memoryview(strings.buffers()[1]).cast("i")[strings.offset : strings.offset + len(strings) + 1]
+    base = offsets[0]
+    return memoryview(array("i", (o - base for o in offsets))) if base else offsets
 
 
 def _data(lines: Any) -> memoryview:

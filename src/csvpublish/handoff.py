@@ -6,9 +6,12 @@ import asyncio
 import queue
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .dialect import Dialect
+
+if TYPE_CHECKING:
+    from .changes import KeyCollector
 
 QUEUE_DEPTH = 2
 POLL_SECONDS = 0.05
@@ -30,6 +33,8 @@ class Found:
     types: list[str | None] | None = None
     dialect: Dialect = field(default_factory=Dialect)
     records: int | None = None
+    keys: KeyCollector | None = None
+    """A keyed pass: each row's key text and hashes (:mod:`csvpublish.changes`)."""
 
 
 class Flow:

@@ -17,8 +17,16 @@ compressed or not) or, after gunzip, with ``csv_sha256``::
       "record_count": 50, "columns": ["Barcode", "Title", ...],
       "library": "csvpublish 0.1.0",
       "column_types": ["string", "int64", ...],      (when the source has types)
-      "dialect": {"delimiter": ",", "lineTerminator": "\\r\\n", "header": true, ...}
+      "dialect": {"delimiter": ",", "lineTerminator": "\\r\\n", "header": true, ...},
+      "keys": {"file": "timestamped/books_20261126_053708.keys.gz", "sha256": "...",    (with key=)
+               "size": 99, "columns": ["Barcode"], "delimiter": ",", "rows": 50,
+               "distinct_keys": 50, "duplicate_keys": 0},
+      "changes": {"previous_version": "20261125_053708", "added": 1, "removed": 0,  (with key=)
+                  "changed": 2, "unchanged": 47, "duplicate_keys": 0, ...}
     }
+
+``changes`` is ``{"previous_version": ..., "unknown": "<why>"}`` when the previous latest
+had no key file to compare with (:mod:`csvpublish.changes`).
 """
 
 from __future__ import annotations
@@ -63,6 +71,10 @@ class Manifest:
     """The source's type of each column (Arrow types, DataFrame dtypes, cursor type codes) where it has them."""
     dialect: dict[str, Any] | None = None
     """How the CSV is written (:meth:`csvpublish.dialect.Dialect.to_dict`); None in manifests older than dialects."""
+    keys: dict[str, Any] | None = None
+    """The version's key file (a keyed publish): its name, sha256, size, key columns and counts."""
+    changes: dict[str, Any] | None = None
+    """What changed since the previous latest (:meth:`csvpublish.changes.ChangeSummary.to_dict`), or why unknown."""
     format: str = FORMAT
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -70,7 +82,7 @@ class Manifest:
         data = asdict(self)
         if not data["extra"]:
             del data["extra"]
-        for optional in ("restored_at", "column_types", "dialect"):
+        for optional in ("restored_at", "column_types", "dialect", "keys", "changes"):
             if data[optional] is None:
                 del data[optional]
         ordered = {"format": data.pop("format"), **data}

@@ -6,6 +6,7 @@ Pure functions, no I/O. For ``name="books"`` with compression::
     books_latest.manifest.json                          its manifest
     timestamped/books_20261126_053708.csv.gz            an archived version
     timestamped/books_20261126_053708.manifest.json     that version's manifest
+    timestamped/books_20261126_053708.keys.gz           its key file, when published with key= (changes.py)
     timestamped/books_20261126_053708_000001.csv.gz     a later publish in the same second
     .csvpublish/books_20261126_053708.lock              reservation of a publish in flight
     .csvpublish/books.latest.lock                       lease held while the latest is replaced
@@ -157,6 +158,10 @@ class Layout:
     def archive_manifest(self, version: str) -> str:
         return f"{ARCHIVE_DIR}/{self.name}_{version}.manifest.json"
 
+    def keys(self, version: str) -> str:
+        """The key file of a keyed version (:mod:`csvpublish.changes`)."""
+        return f"{ARCHIVE_DIR}/{self.name}_{version}.keys.gz"
+
     def reservation(self, version: str) -> str:
         return f"{CONTROL_DIR}/{self.name}_{version}.lock"
 
@@ -190,6 +195,10 @@ class Layout:
 
     def parse_manifest(self, basename: str) -> str | None:
         m = re.fullmatch(re.escape(self.name) + "_" + _VERSION_RE + r"\.manifest\.json", basename)
+        return m.group("version") if m else None
+
+    def parse_keys(self, basename: str) -> str | None:
+        m = re.fullmatch(re.escape(self.name) + "_" + _VERSION_RE + r"\.keys\.gz", basename)
         return m.group("version") if m else None
 
     def parse_reservation(self, basename: str) -> str | None:

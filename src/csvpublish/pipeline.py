@@ -30,6 +30,7 @@ from typing import Any
 
 from fsspec.callbacks import Callback, NoOpCallback
 
+from .changes import KeyCollector
 from .compression import GzipCompressor
 from .dialect import Dialect
 from .handoff import CHUNK_BYTES, DONE, Aborted, Flow, Found
@@ -68,6 +69,8 @@ class StreamStats:
     """The source's type of each column, where it has them."""
     dialect: Dialect = field(default_factory=Dialect)
     """How the CSV is written (for a file: its delimiter and header as told, its line ends and BOM as found)."""
+    keys: KeyCollector | None = None
+    """A keyed pass: each row's key text and hashes, to sort into the version's key file."""
 
 
 class _Bytes:
@@ -113,6 +116,7 @@ class _Bytes:
             size=self.stored_size,
             sha256=self.stored_hash.hexdigest(),
             pending_local=pending_local,
+            keys=found.keys,
         )
 
 
@@ -128,6 +132,7 @@ async def run(
     compressor: GzipCompressor | None = None,
     progress: Progress | None = None,
     dialect: Dialect | None = None,
+    key: tuple[str, ...] | None = None,
 ) -> StreamStats:
     """Run one pass from ``source`` (records) or ``csv_file`` (an existing CSV).
 
@@ -136,7 +141,8 @@ async def run(
     ``commit_local=False`` the local CSV is left uncommitted too, in
     ``StreamStats.pending_local``, so the caller can commit it (an fsync of the
     whole file) while it commits the sink. On any failure the sink is discarded
-    and ``local_path`` is left as it was.
+    and ``local_path`` is left as it was. With ``key`` (column names) each row's
+    key and hashes are collected into ``StreamStats.keys``.
     """
     progress = progress or Progress()
     flow = Flow(uploads=sink is not None)
@@ -153,7 +159,7 @@ async def run(
     if sink is not None:
         pool.submit(_upload_stage, flow, sink, progress.uploaded)
     try:
-        plan = Plan(headers, escape_formulas, progress.rows, dialect or Dialect())
+        plan = Plan(headers, escape_formulas, progress.rows, dialect or Dialect(), key)
         path = Path(csv_file) if csv_file is not None else None
         await produce(source, path, plan, flow=flow, found=found, submit=pool.submit, failed=pool.failed)
         await pool.wait()

@@ -22,6 +22,7 @@ from typing import Any
 
 from fsspec.callbacks import Callback
 
+from .changes import KeyCollector, key_indexes
 from .dialect import BOM, Dialect
 from .errors import InputError, MissingInputError
 from .handoff import CHUNK_BYTES, DONE, Aborted, Flow, Found
@@ -40,6 +41,14 @@ class Plan:
     escape_formulas: bool
     rows_callback: Callback
     dialect: Dialect
+    key: tuple[str, ...] | None = None
+    """The key columns of a keyed publish: each row's key and hashes are collected as it is formatted."""
+
+    def collector(self, columns: Sequence[str]) -> KeyCollector | None:
+        """A key collector for these columns (None unkeyed); :class:`InputError` when a key column is missing."""
+        if self.key is None:
+            return None
+        return KeyCollector(key_indexes(columns, self.key), self.dialect.delimiter)
 
 
 async def produce(
@@ -89,8 +98,9 @@ async def format_records(
     async for batch in batches(source.rows, BATCH_ROWS):
         if convert is None:
             found.columns, convert = plan_rows(batch[0], headers, escape_formulas=plan.escape_formulas)
+            found.keys = plan.collector(found.columns)
             pending += _head(found.columns, formatter)
-        data = formatter.format(convert(batch, count + 1))
+        data = formatter.format(convert(batch, count + 1), found.keys)
         pending.append(data)
         pending_size += len(data)
         count += len(batch)
@@ -107,6 +117,7 @@ async def format_records(
                 "the source produced no rows and no headers were given: pass headers=[...] to write a header-only CSV"
             )
         found.columns = [str(h) for h in headers]
+        found.keys = plan.collector(found.columns)
         pending += _head(found.columns, formatter)
     if plan.headers is None and source.columns is not None:
         found.types = source.types
@@ -128,13 +139,16 @@ def format_arrow(source: ArrowSource, plan: Plan, flow: Flow, found: Found) -> N
             )
         columns = [str(h) for h in plan.headers]
     found.columns, found.types = columns, source.types
+    found.keys = plan.collector(columns)
     formatter = ArrowFormatter(reader.schema, plan.dialect, escape_formulas=plan.escape_formulas)
     for head in _head(columns, CsvFormatter(dialect=plan.dialect)):
         flow.put(flow.csv, head)
     count = 0
     for batch in reader:
         for part in formatter.slices(batch):
-            flow.put(flow.csv, formatter.format(part))  # whole: the next slice is formatted while this one compresses
+            flow.put(
+                flow.csv, formatter.format(part, found.keys)
+            )  # whole: the next slice is formatted while this one compresses
             count += part.num_rows
             plan.rows_callback.relative_update(part.num_rows)
     found.records = count
@@ -160,7 +174,30 @@ def read_file(path: Path, plan: Plan, flow: Flow, found: Found) -> None:
             flow.put(flow.csv, chunk)
             plan.rows_callback.relative_update(len(chunk))
         found.records = counter.records
+    if plan.key is not None:
+        found.keys = _file_keys(path, plan, found.columns)
     flow.put(flow.csv, DONE)
+
+
+def _file_keys(path: Path, plan: Plan, columns: list[str]) -> KeyCollector | None:
+    """The key records of an existing CSV: a second read, each row's fields written again as a publish writes them."""
+    keys = plan.collector(columns)
+    formatter = CsvFormatter(dialect=plan.dialect)
+    width = len(columns)
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle, delimiter=plan.dialect.delimiter)
+            next(reader, None)  # the header row (a keyed file has one: the key names its columns)
+            batch: list[list[str]] = []
+            for row in reader:
+                batch.append(row if len(row) >= width else row + [""] * (width - len(row)))
+                if len(batch) == BATCH_ROWS * 10:
+                    formatter.format(batch, keys)
+                    batch = []
+            formatter.format(batch, keys)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path} cannot be read as UTF-8 CSV for its keys ({exc})") from None
+    return keys
 
 
 def _dialect_of(first: bytes, told: Dialect) -> Dialect:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .changes import ChangeSummary
 from .manifest import Manifest, utc_iso
 
 
@@ -38,9 +39,14 @@ class PublishResult:
     pruned: list[str] = field(default_factory=list)
     """Versions deleted by ``keep=`` after this publish."""
     local_path: str | None = None
+    changes: ChangeSummary | None = None
+    """With ``key=``: what changed since the previous latest; None unkeyed, skipped, or when the previous
+    latest has no key file of the same key (the manifest's ``changes`` says why)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["changes"] = self.changes.to_dict() if self.changes is not None else None
+        return out
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,13 @@ import csv
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .dialect import Dialect
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .changes import KeyCollector
 
 BATCH_ROWS = 100
 """Rows pulled and formatted per batch: about 55 KB of CSV for 54-column book
@@ -172,12 +175,15 @@ class CsvFormatter:
         )
         self._others_waiting = others_waiting
 
-    def format(self, rows: Iterable[Sequence[Any]]) -> bytes:
+    def format(self, rows: Iterable[Sequence[Any]], keys: KeyCollector | None = None) -> bytes:
+        """The CSV bytes of ``rows``; ``keys`` collects each row's key text and hashes (a keyed publish)."""
         rows = rows if isinstance(rows, list) else list(rows)
         widths = set(map(len, rows))
         if len(widths) == 1 and rows and len(rows[0]) >= 1:
-            text = _format_columns(rows, self.dialect)
+            text = _format_columns(rows, self.dialect, keys)
         else:  # rows of different widths (never from a publish: every row has the header's width)
+            for row in rows if keys is not None else ():
+                _format_columns([row], self.dialect, keys)
             self._writer.writerows(rows)
             text = "".join(self._parts)
             self._parts.clear()
@@ -192,7 +198,7 @@ class CsvFormatter:
             ) from None
 
 
-def _format_columns(rows: list[Sequence[Any]], dialect: Dialect) -> str:
+def _format_columns(rows: list[Sequence[Any]], dialect: Dialect, keys: KeyCollector | None = None) -> str:
     """CSV text of rows of one width, built column by column."""
     sep, a, b, c = dialect.special
     columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
@@ -209,6 +215,9 @@ def _format_columns(rows: list[Sequence[Any]], dialect: Dialect) -> str:
     if len(columns) == 1:  # a row whose only field is empty is written "", not as a blank line
         columns[0] = [v or '""' for v in columns[0]]
     lines = list(map(sep.join, zip(*columns, strict=True)))
+    if keys is not None:
+        chosen = [columns[i] for i in keys.indexes]
+        keys.add_rows(chosen[0] if len(chosen) == 1 else list(map(sep.join, zip(*chosen, strict=True))), lines)
     lines.append("")
     return dialect.lineterminator.join(lines)
 

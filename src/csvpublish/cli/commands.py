@@ -45,6 +45,8 @@ def make_publisher(args: argparse.Namespace, destination: str, options: dict[str
             min_records=args.min_records,
             delimiter=args.delimiter,
             header=args.header,
+            key=args.key,
+            unique_key=args.unique_key,
         )
     return Publisher(destination, name=args.name, storage_options=options or None)
 
@@ -85,6 +87,12 @@ async def cmd_publish(publisher: Publisher, args: argparse.Namespace, output: Ou
     output.text(*locations(result))
     if not result.skipped and not result.latest_updated:
         output.text("note: a publish that started later is already the latest; this one is archived only")
+    if result.changes is not None:
+        c = result.changes
+        output.text(
+            f"  changes:  {c.added:,} added, {c.removed:,} removed, {c.changed:,} changed, {c.unchanged:,} unchanged, "
+            f"{c.duplicate_keys:,} duplicate keys (since {c.previous_version or 'nothing'})"
+        )
     if result.pruned:
         output.text(f"  pruned:   {', '.join(result.pruned)}")
     return EXIT_OK
@@ -137,6 +145,23 @@ async def cmd_get(publisher: Publisher, args: argparse.Namespace, output: Output
         f"  from:     {result.uri}",
         f"  sha256:   {result.sha256} (matches its manifest)",
         *(f"  note:     {note}" for note in result.notes),
+    )
+    return EXIT_OK
+
+
+async def cmd_diff(publisher: Publisher, args: argparse.Namespace, output: Output) -> int:
+    summary = await publisher.diff(args.old, args.new, key=args.key)
+    output.data(summary.to_dict())
+    kinds: list[tuple[str, int, tuple[str, ...]]] = [
+        ("added", summary.added, summary.added_examples),
+        ("removed", summary.removed, summary.removed_examples),
+        ("changed", summary.changed, summary.changed_examples),
+        ("unchanged", summary.unchanged, ()),
+        ("duplicate", summary.duplicate_keys, summary.duplicate_examples),
+    ]
+    output.text(
+        f"{publisher.name} {summary.previous_version} -> {summary.version}, by {', '.join(summary.key)}:",
+        *(f"  {kind + ':':11}{count:>12,}" + (f"  e.g. {', '.join(ex)}" if ex else "") for kind, count, ex in kinds),
     )
     return EXIT_OK
 
@@ -232,6 +257,7 @@ COMMANDS: dict[str, Callable[[Publisher, argparse.Namespace, Output], Coroutine[
     "verify": cmd_verify,
     "get": cmd_get,
     "show": cmd_show,
+    "diff": cmd_diff,
     "restore": cmd_restore,
     "cleanup": cmd_cleanup,
     "url": cmd_url,

@@ -163,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     _add_common(common, top=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_publish, _add_versions, _add_verify, _add_get, _add_show, _add_restore, _add_cleanup, _add_url):
+    for add in (
+        _add_publish, _add_versions, _add_verify, _add_get, _add_show, _add_diff, _add_restore, _add_cleanup, _add_url,
+    ):
         add(sub, common)
     return parser
 
@@ -202,6 +204,32 @@ def _add_publish(sub: Any, common: argparse.ArgumentParser) -> None:
         help="the file's delimiter: comma (default), tab (publishes .tsv), semicolon or pipe",
     )
     p.add_argument("--no-header", dest="header", action="store_false", help="the file has no header row")
+    _add_key(p, "record what changed since the latest by this key column (repeat for a key of several)")
+    p.add_argument("--unique-key", action="store_true", help="refuse a file in which a key is on more than one row")
+
+
+def _add_key(p: argparse.ArgumentParser, text: str) -> None:
+    p.add_argument("--key", metavar="COLUMN", action="append", help=text)
+
+
+def _add_diff(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = _subcommand(
+        sub,
+        "diff",
+        common=common,
+        summary="count the rows added, removed and changed between two versions, by key",
+        description="Compare version OLD with NEW (identifiers as 'versions' prints them, or 'latest') by their key\n"
+        "files, written by publishes with --key: counts of keys added, removed, changed and unchanged, keys on\n"
+        "more than one row, and examples of each. Reads neither CSV.",
+        example="  csvpublish publish books.csv ./published --key Barcode\n"
+        "  csvpublish diff ./published 20261126_053708 latest --name books\n"
+        "  csvpublish diff s3://my-bucket/exports 20261126_053708 20261127_053708 --name books --json",
+    )
+    p.add_argument("destination", metavar="DESTINATION", help="the folder or URL published to")
+    p.add_argument("old", metavar="OLD", help="the version to compare from")
+    p.add_argument("new", metavar="NEW", help="the version to compare to ('latest' for the latest)")
+    p.add_argument("--name", required=True, help="the snapshot's name")
+    _add_key(p, "the key column (default: the versions' own key; repeat for a key of several)")
 
 
 def _add_versions(sub: Any, common: argparse.ArgumentParser) -> None:

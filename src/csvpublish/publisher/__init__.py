@@ -10,6 +10,7 @@
     verify.py        re-read a stored version and compare it with its manifest
     reading.py       verified reads: download, rows, manifests (reads and lists only)
     maintenance.py   restore, prune, cleanup (one helper per kind of leftover)
+    keyed.py         key files of keyed publishes, and diff
     common.py        Target: the name and storage every step works on
 
 >>> import asyncio
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from csvpublish._sync import run_sync
+from csvpublish.changes import ChangeSummary, key_columns
 from csvpublish.compression import DEFAULT_LEVEL, GzipCompressor
 from csvpublish.dialect import Dialect
 from csvpublish.errors import InputError, MissingInputError, SnapshotRejectedError
@@ -41,6 +43,7 @@ from csvpublish.storage import Storage
 from .catalog import Catalog
 from .common import ARCHIVE_CACHE_CONTROL, LATEST_CACHE_CONTROL, CachePolicy, Target
 from .flow import PublishFlow, PublishOptions, Source
+from .keyed import diff
 from .maintenance import Maintenance
 from .reading import DownloadTo, Reading
 from .sharing import Sharer
@@ -86,6 +89,9 @@ class Publisher:
             ``no-cache``: a CDN asks the bucket before serving a copy); None sends none.
             Both are stored where the backend keeps headers (S3, GCS; see
             ``Storage.capabilities.cache_control``); a folder and ``memory://`` ignore them.
+        key: a column (or list of columns) identifying a row: each publish records what changed since
+            the previous latest (``PublishResult.changes``) in a key file beside its archive.
+        unique_key: refuse (``SnapshotRejectedError``) a snapshot in which a key is on more than one row.
 
     Example:
         >>> publisher = Publisher("/tmp/books-out", name="books")
@@ -115,6 +121,8 @@ class Publisher:
         bom: bool = False,
         archive_cache_control: str | None = ARCHIVE_CACHE_CONTROL,
         latest_cache_control: str | None = LATEST_CACHE_CONTROL,
+        key: str | Sequence[str] | None = None,
+        unique_key: bool = False,
     ) -> None:
         self.name = validate_name(name)
         if keep is not None and (not isinstance(keep, int) or keep < 1):
@@ -140,6 +148,10 @@ class Publisher:
         self.dialect = Dialect(delimiter=delimiter, lineterminator=lineterminator, header=header, bom=bom)
         self.layout = Layout(self.name, compression, self.dialect.extension)
         self.cache = CachePolicy(archive=archive_cache_control, latest=latest_cache_control)
+        self.key = key_columns(key)
+        self.unique_key = unique_key
+        if unique_key and self.key is None:
+            raise InputError("unique_key=True needs key= (the column or columns that must be unique)")
 
     def __repr__(self) -> str:
         return f"Publisher({self.storage.uri()!r}, name={self.name!r}, compression={self.compression})"
@@ -157,6 +169,8 @@ class Publisher:
             compression_level=self.compression_level,
             compression_backend=self.compression_backend,
             dialect=self.dialect,
+            key=self.key,
+            unique_key=self.unique_key,
         )
         return PublishFlow(self._target(), options)
 
@@ -256,6 +270,21 @@ class Publisher:
         """The manifest of the latest (or of ``version``); VersionNotFoundError when there is none."""
         return await Reading(self._target()).manifest(version)
 
+    async def diff(
+        self, old: str | VersionInfo, new: str | VersionInfo, *, key: str | Sequence[str] | None = None
+    ) -> ChangeSummary:
+        """What changed from version ``old`` to ``new`` (identifiers, :class:`VersionInfo` or ``"latest"``), by key.
+
+        Streams both versions' key files (written by keyed publishes) in O(1) memory; ``key``
+        defaults to the publisher's, else the versions' own.
+
+        Raises:
+            VersionNotFoundError: either version has no manifest.
+            InputError: either version has no key file of that key (published without ``key=``).
+            IntegrityError: a key file does not match its manifest.
+        """
+        return await diff(self._target(), old, new, key_columns(key) or self.key)
+
     # --- restore, prune, cleanup -------------------------------------------------------
 
     async def restore(self, version: str | VersionInfo) -> PublishResult:
@@ -321,6 +350,12 @@ class Publisher:
     def share_url_sync(self, version: str | VersionInfo | None = None, *, expires: int = 3600) -> str:
         """Blocking :meth:`share_url`."""
         return run_sync(self.share_url(version, expires=expires))
+
+    def diff_sync(
+        self, old: str | VersionInfo, new: str | VersionInfo, *, key: str | Sequence[str] | None = None
+    ) -> ChangeSummary:
+        """Blocking :meth:`diff`."""
+        return run_sync(self.diff(old, new, key=key))
 
     def restore_sync(self, version: str | VersionInfo) -> PublishResult:
         """Blocking :meth:`restore`."""

@@ -23,13 +23,14 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from csvpublish import pipeline
 from csvpublish._version import library_version
+from csvpublish.changes import ChangeSummary
 from csvpublish.compression import DEFAULT_LEVEL, GzipCompressor
 from csvpublish.dialect import Dialect
 from csvpublish.errors import SnapshotRejectedError
@@ -42,6 +43,7 @@ from csvpublish.storage.translate import translate
 
 from .catalog import Catalog, LatestSeen
 from .common import Target, quietly
+from .keyed import Keyed, KeyedPublish
 from .lease import Held, Leases, Marker, Reservation
 from .maintenance import Maintenance
 from .promotion import Alongside, Promoter
@@ -71,6 +73,10 @@ class PublishOptions:
     compression_level: int = DEFAULT_LEVEL
     compression_backend: str | None = None
     dialect: Dialect = field(default_factory=Dialect)
+    key: tuple[str, ...] | None = None
+    """Key columns: record what changed since the previous latest, in a key file beside the archive."""
+    unique_key: bool = False
+    """Refuse a snapshot in which a key is on more than one row."""
 
     def compressor(self) -> GzipCompressor | None:
         return GzipCompressor(self.compression_level, self.compression_backend) if self.compression else None
@@ -98,6 +104,8 @@ class _Archived:
     """The service enforces conditional copies and writes: the latest is replaced by compare-and-swap alone."""
     held: Held | None = None
     """The latest's lease, taken while the archive was committed (unless conditions were known to hold)."""
+    changes: ChangeSummary | None = None
+    """A keyed publish: what changed since the previous latest (None when unknown)."""
 
 
 class PublishFlow:
@@ -126,7 +134,7 @@ class PublishFlow:
                 return self.target.result(
                     archived.manifest, skipped=True, latest_updated=False, local_path=source.local_path
                 )
-            manifest = archived.manifest
+            manifest, changes = archived.manifest, archived.changes
             updated = await self._promote(archived, seen, release)
             logger.info(
                 "published %s: %s records, %d bytes, sha256 %s",
@@ -141,14 +149,16 @@ class PublishFlow:
         pruned = await maintenance.prune(self.options.keep) if self.options.keep else []
         if reservation.others:  # every interrupted publish leaves its reservation or a lock there until cleaned
             await quietly(maintenance.cleanup(), "cleanup after publish")
-        return self.target.result(manifest, latest_updated=updated, pruned=pruned, local_path=source.local_path)
+        return self.target.result(
+            manifest, latest_updated=updated, pruned=pruned, local_path=source.local_path, changes=changes
+        )
 
     async def _begin(self, started: datetime) -> tuple[Reservation, LatestSeen | None]:
         """Reserve the version, check the bucket and read the latest, all at once."""
         st, catalog = self.target.storage, self.catalog
         if conditions.known(st) is not False and st.capabilities.conditional_copy:  # a swap starts from this view
             look: Awaitable[LatestSeen | None] = catalog.latest_seen()
-        elif self.options.skip_unchanged:
+        elif self.options.skip_unchanged or self.options.key is not None:
             look = _manifest_only(catalog.latest_manifest(quiet=True))
         else:
             look = _nothing()
@@ -179,7 +189,7 @@ class PublishFlow:
         return await promoter.swap(archived.manifest, seen, alongside)
 
     async def _archive(self, reservation: Reservation, source: Source, seen: LatestSeen | None) -> _Archived:
-        """Stream the source into the reserved archive, then commit it with its manifest."""
+        """Stream the source into the reserved archive, then commit it with its manifest (and key file)."""
         st, layout = self.target.storage, self.target.layout
         archive = layout.archive(reservation.version)
         writer = await asyncio.to_thread(
@@ -193,6 +203,26 @@ class PublishFlow:
                 cache_control=self.target.cache.archive,
             ),
         )
+        current = seen.manifest if seen is not None else None
+        key = self.options.key
+        tracker = None if key is None else KeyedPublish(self.target, key, self.options.dialect.delimiter)
+        try:
+            if tracker is not None:
+                tracker.start(current)  # the previous key file arrives while the rows stream
+            return await self._stream(writer, reservation, source, current, tracker)
+        finally:
+            if tracker is not None:
+                await tracker.close()
+
+    async def _stream(
+        self,
+        writer: Writer,
+        reservation: Reservation,
+        source: Source,
+        current: Manifest | None,
+        tracker: KeyedPublish | None,
+    ) -> _Archived:
+        st, layout = self.target.storage, self.target.layout
         compressor = self.options.compressor()
         stats = await pipeline.run(
             source=source.records,
@@ -205,26 +235,43 @@ class PublishFlow:
             compressor=compressor,
             progress=source.progress,
             dialect=self.options.dialect,
+            key=self.options.key,
         )
-        local = stats.pending_local
+        local, keyed = stats.pending_local, None
         try:
             manifest = self._manifest(reservation.version, stats, compressor)
             reason = self._refusal(stats)
-            current = seen.manifest if seen is not None else None
             if reason is None and self.options.skip_unchanged and current and current.sha256 == stats.sha256:
                 await asyncio.to_thread(writer.discard)
                 await _commit_local(local)
                 logger.info("%s unchanged (sha256 %s); nothing written", st.uri(layout.latest), stats.sha256[:12])
                 return _Archived(current, unchanged=True)
+            if reason is None and tracker is not None and stats.keys is not None:
+                keyed = await tracker.write(reservation.version, stats.keys)
+                manifest = replace(manifest, keys=keyed.keys, changes=keyed.changes)
+                reason = self._duplicates(keyed)
             if reason is not None:
                 await _commit_local(local)  # the local CSV is an export of the rows, refused or not
                 raise SnapshotRejectedError(f"{reason}; the current latest is untouched")
         except BaseException:
             await asyncio.to_thread(writer.discard)
+            if keyed is not None:
+                await asyncio.to_thread(keyed.writer.discard)
             if local is not None:
                 local.discard()
             raise
-        return await self._commit(writer, local, manifest, reservation)
+        archived = await self._commit(writer, local, manifest, reservation, keyed.writer if keyed else None)
+        return replace(archived, changes=keyed.summary if keyed else None)
+
+    def _duplicates(self, keyed: Keyed) -> str | None:
+        """Why ``unique_key=True`` refuses the snapshot, or None."""
+        if not self.options.unique_key or not keyed.duplicate_keys:
+            return None
+        shown = ", ".join(map(repr, keyed.duplicate_examples))
+        return (
+            f"unique_key=True and {keyed.duplicate_keys} key(s) of {list(self.options.key or ())} are on more than "
+            f"one row (such as {shown})"
+        )
 
     def _manifest(self, version: str, stats: StreamStats, compressor: GzipCompressor | None) -> Manifest:
         layout = self.target.layout
@@ -257,7 +304,7 @@ class PublishFlow:
         return None
 
     async def _commit(
-        self, writer: Writer, local: Writer | None, manifest: Manifest, reservation: Reservation
+        self, writer: Writer, local: Writer | None, manifest: Manifest, reservation: Reservation, keys: Writer | None
     ) -> _Archived:
         """Commit the archive, its manifest and the local CSV at once, with the probe and the lease beside them.
 
@@ -285,6 +332,7 @@ class PublishFlow:
             ),
             st.enforces_conditions(self.target.layout.reservation(manifest.version), reservation.marker),
             lease(),
+            _nothing() if keys is None else asyncio.to_thread(st.blocking, keys.name, keys.commit, retry=False),
             return_exceptions=True,
         )
         failed = [o for o in outcome if isinstance(o, BaseException)]
@@ -295,6 +343,10 @@ class PublishFlow:
             if not isinstance(outcome[0], BaseException):  # no version without its manifest and its local CSV
                 await quietly(st.delete(archive))
             await quietly(st.delete(self.target.layout.archive_manifest(manifest.version)))
+            if keys is not None:
+                await asyncio.to_thread(keys.discard)
+                if not isinstance(outcome[5], BaseException):
+                    await quietly(st.delete(self.target.layout.keys(manifest.version)))
             if held is not None:
                 await self.leases.release_latest(held)
             raise failed[0]

@@ -95,7 +95,10 @@ class Maintenance:
             if (latest is not None and info.path == latest.archive) or info.version in in_flight:
                 continue
             await st.delete(info.path)
-            await st.delete(self.layout.archive_manifest(info.version))
+            # the key file goes with the manifest: a version's files never outlive its archive
+            await asyncio.gather(
+                st.delete(self.layout.archive_manifest(info.version)), st.delete(self.layout.keys(info.version))
+            )
             deleted.append(info.version)
             logger.info("pruned %s", info.uri)
         return deleted
@@ -114,7 +117,11 @@ class Maintenance:
         present = {e.basename for e in listing.archives}
         removed: list[str] = []
         for entry in listing.archives:
-            if self._is_dead_archive(entry, dead, present) or await self._is_orphan_manifest(entry, live, present):
+            if (
+                self._is_dead_archive(entry, dead, present)
+                or self._is_orphan_keys(entry, live, present)
+                or await self._is_orphan_manifest(entry, live, present)
+            ):
                 removed.append(await self._remove(entry))
         aborted = [uri for key, upload_id, _ in uploads if (uri := await self._abort(key, upload_id, live))]
         for entry in [*listing.archives, *top, *listing.control]:
@@ -151,6 +158,15 @@ class Maintenance:
             parsed and parsed.version in dead and basename(self.layout.archive_manifest(parsed.version)) not in present
         )
 
+    def _is_orphan_keys(self, entry: Entry, live: set[str], present: set[str]) -> bool:
+        """A key file without its version's manifest (a killed or failed publish, a prune cut short)."""
+        version = self.layout.parse_keys(entry.basename)
+        return (
+            version is not None
+            and version not in live
+            and basename(self.layout.archive_manifest(version)) not in present
+        )
+
     async def _is_orphan_manifest(self, entry: Entry, live: set[str], present: set[str]) -> bool:
         """A manifest whose archive is gone (a prune or a failed publish cut short)."""
         version = self.layout.parse_manifest(entry.basename)
@@ -167,7 +183,8 @@ class Maintenance:
         """Abort an unfinished upload of an archive whose publish is not alive; its URI when aborted."""
         st = self.target.storage
         parsed = self.layout.parse_archive(basename(key))
-        if parsed is None or parsed.version in live:
+        version = parsed.version if parsed is not None else self.layout.parse_keys(basename(key))
+        if version is None or version in live:
             return None
         try:
             await st.abort_upload(key, upload_id)
