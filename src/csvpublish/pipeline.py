@@ -128,6 +128,7 @@ async def run(
     compressor: GzipCompressor | None = None,
     progress: Progress | None = None,
     dialect: Dialect | None = None,
+    check_columns: Callable[[Sequence[str]], None] | None = None,
 ) -> StreamStats:
     """Run one pass from ``source`` (records) or ``csv_file`` (an existing CSV).
 
@@ -136,7 +137,8 @@ async def run(
     ``commit_local=False`` the local CSV is left uncommitted too, in
     ``StreamStats.pending_local``, so the caller can commit it (an fsync of the
     whole file) while it commits the sink. On any failure the sink is discarded
-    and ``local_path`` is left as it was.
+    and ``local_path`` is left as it was. ``check_columns`` is told the columns
+    before any byte is passed on; what it raises stops the pass.
     """
     progress = progress or Progress()
     flow = Flow(uploads=sink is not None)
@@ -153,7 +155,7 @@ async def run(
     if sink is not None:
         pool.submit(_upload_stage, flow, sink, progress.uploaded)
     try:
-        plan = Plan(headers, escape_formulas, progress.rows, dialect or Dialect())
+        plan = Plan(headers, escape_formulas, progress.rows, dialect or Dialect(), check_columns)
         path = Path(csv_file) if csv_file is not None else None
         await produce(source, path, plan, flow=flow, found=found, submit=pool.submit, failed=pool.failed)
         await pool.wait()

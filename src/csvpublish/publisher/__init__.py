@@ -35,6 +35,7 @@ from csvpublish.naming import Layout, validate_name
 from csvpublish.pipeline import Progress
 from csvpublish.results import CleanupReport, PublishResult, VerifyReport, VersionInfo
 from csvpublish.retry import RetryPolicy
+from csvpublish.schema import SchemaPolicy, validate_policy
 from csvpublish.storage import Storage
 
 from .catalog import Catalog
@@ -54,8 +55,10 @@ class Publisher:
 
         <destination>/books_latest.csv.gz                      same bytes as the newest archive
         <destination>/books_latest.manifest.json
+        <destination>/books.datapackage.json                   its Frictionless Data Package descriptor
         <destination>/timestamped/books_<YYYYmmdd_HHMMSS>.csv.gz
         <destination>/timestamped/books_<YYYYmmdd_HHMMSS>.manifest.json
+        <destination>/timestamped/books_<YYYYmmdd_HHMMSS>.datapackage.json
 
     Args:
         destination: a URL (``s3://bucket/prefix``, ``gs://...``, ``memory://...``),
@@ -80,6 +83,8 @@ class Publisher:
             line ends and byte-order mark are read from it.
         archive_cache_control: the ``Cache-Control`` of each archive and its manifest, which
             never change (default ``public, max-age=31536000, immutable``); None sends none.
+        on_schema_change: ``"refuse"`` (default): a snapshot whose columns differ from the
+            latest's raises :class:`SchemaChangedError` and writes nothing; ``"allow"`` publishes it.
         latest_cache_control: the ``Cache-Control`` of the latest and its manifest (default
             ``no-cache``: a CDN asks the bucket before serving a copy); None sends none.
             Both are stored where the backend keeps headers (S3, GCS; see
@@ -113,6 +118,7 @@ class Publisher:
         bom: bool = False,
         archive_cache_control: str | None = ARCHIVE_CACHE_CONTROL,
         latest_cache_control: str | None = LATEST_CACHE_CONTROL,
+        on_schema_change: SchemaPolicy = "refuse",
     ) -> None:
         self.name = validate_name(name)
         if keep is not None and (not isinstance(keep, int) or keep < 1):
@@ -138,12 +144,14 @@ class Publisher:
         self.dialect = Dialect(delimiter=delimiter, lineterminator=lineterminator, header=header, bom=bom)
         self.layout = Layout(self.name, compression, self.dialect.extension)
         self.cache = CachePolicy(archive=archive_cache_control, latest=latest_cache_control)
+        self.on_schema_change = validate_policy(on_schema_change)
 
     def __repr__(self) -> str:
         return f"Publisher({self.storage.uri()!r}, name={self.name!r}, compression={self.compression})"
 
     def _target(self) -> Target:
-        return Target(self.storage, self.name, self.layout, self.lock_timeout, self.stale_after, self.cache)
+        key = getattr(self, "key", None)  # the descriptors' primaryKey, when the publisher has a key
+        return Target(self.storage, self.name, self.layout, self.lock_timeout, self.stale_after, self.cache, key)
 
     def _flow(self) -> PublishFlow:
         options = PublishOptions(
@@ -155,6 +163,7 @@ class Publisher:
             compression_level=self.compression_level,
             compression_backend=self.compression_backend,
             dialect=self.dialect,
+            on_schema_change=self.on_schema_change,
         )
         return PublishFlow(self._target(), options)
 
@@ -175,7 +184,7 @@ class Publisher:
 
         Raises:
             InputError: the source or a row is unusable.
-            SnapshotRejectedError: a guard refused the snapshot.
+            SnapshotRejectedError: a guard refused the snapshot (:class:`SchemaChangedError`: its columns).
             StorageError: the storage failed; the previous latest is untouched.
         """
         return await self._flow().run(Source(records=source, headers=headers, local_path=local_path, progress=progress))
@@ -246,7 +255,9 @@ class Publisher:
         """Make an archived version the latest again (a copy plus its manifest).
 
         ``version`` is an entry of :meth:`versions` or its identifier. An archive
-        without a manifest (written by the seed pipeline) gets one first.
+        without a manifest (written by the seed pipeline) gets one first. Its
+        columns may differ from the latest's: a restore is explicit, so the
+        schema guard does not refuse it (later publishes are checked against it).
         """
         return await Maintenance(self._target()).restore(version)
 

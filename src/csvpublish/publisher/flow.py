@@ -22,13 +22,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from csvpublish import pipeline
+from csvpublish import pipeline, schema
 from csvpublish._version import library_version
 from csvpublish.compression import DEFAULT_LEVEL, GzipCompressor
 from csvpublish.dialect import Dialect
@@ -71,6 +71,7 @@ class PublishOptions:
     compression_level: int = DEFAULT_LEVEL
     compression_backend: str | None = None
     dialect: Dialect = field(default_factory=Dialect)
+    on_schema_change: schema.SchemaPolicy = "refuse"
 
     def compressor(self) -> GzipCompressor | None:
         return GzipCompressor(self.compression_level, self.compression_backend) if self.compression else None
@@ -148,7 +149,7 @@ class PublishFlow:
         st, catalog = self.target.storage, self.catalog
         if conditions.known(st) is not False and st.capabilities.conditional_copy:  # a swap starts from this view
             look: Awaitable[LatestSeen | None] = catalog.latest_seen()
-        elif self.options.skip_unchanged:
+        elif self.options.skip_unchanged or self.options.on_schema_change == "refuse":
             look = _manifest_only(catalog.latest_manifest(quiet=True))
         else:
             look = _nothing()
@@ -205,9 +206,11 @@ class PublishFlow:
             compressor=compressor,
             progress=source.progress,
             dialect=self.options.dialect,
+            check_columns=self._schema_guard(seen),
         )
         local = stats.pending_local
         try:
+            self._schema_guard(seen)(stats.columns)  # every source reports its columns before its bytes: a no-op
             manifest = self._manifest(reservation.version, stats, compressor)
             reason = self._refusal(stats)
             current = seen.manifest if seen is not None else None
@@ -247,6 +250,13 @@ class PublishFlow:
             dialect=stats.dialect.to_dict(),
         )
 
+    def _schema_guard(self, seen: LatestSeen | None) -> Callable[[Sequence[str]], None]:
+        """The check of the new columns against the latest's, which raises :class:`SchemaChangedError`."""
+        current = seen.manifest if seen is not None else None
+        if self.options.on_schema_change == "allow" or current is None:
+            return _no_check
+        return schema.guard(current.columns, current.version)
+
     def _refusal(self, stats: StreamStats) -> str | None:
         """Why the guards refuse this snapshot, or None."""
         if stats.csv_size == 0:
@@ -259,7 +269,7 @@ class PublishFlow:
     async def _commit(
         self, writer: Writer, local: Writer | None, manifest: Manifest, reservation: Reservation
     ) -> _Archived:
-        """Commit the archive, its manifest and the local CSV at once, with the probe and the lease beside them.
+        """Commit the archive, its manifest, its descriptor and the local CSV at once, with the probe and the lease.
 
         The reservation keeps the version out of listings until both the
         archive and its manifest are there. Any failure takes them all back.
@@ -285,6 +295,7 @@ class PublishFlow:
             ),
             st.enforces_conditions(self.target.layout.reservation(manifest.version), reservation.marker),
             lease(),
+            self.target.write_descriptor(manifest, latest=False),
             return_exceptions=True,
         )
         failed = [o for o in outcome if isinstance(o, BaseException)]
@@ -295,10 +306,15 @@ class PublishFlow:
             if not isinstance(outcome[0], BaseException):  # no version without its manifest and its local CSV
                 await quietly(st.delete(archive))
             await quietly(st.delete(self.target.layout.archive_manifest(manifest.version)))
+            await quietly(st.delete(self.target.layout.archive_descriptor(manifest.version)))
             if held is not None:
                 await self.leases.release_latest(held)
             raise failed[0]
         return _Archived(manifest, enforced=outcome[3] is True, held=held)
+
+
+def _no_check(columns: Sequence[str]) -> None:
+    return None
 
 
 async def _commit_local(local: Writer | None) -> None:
