@@ -68,7 +68,8 @@ def published_objects(publisher: Publisher, latest_suffix: str = ".csv.gz") -> s
     """What a clean destination holds: the latest, its manifest and descriptor, and each version's three."""
     expected = {f"books_latest{latest_suffix}", "books_latest.manifest.json", "books.datapackage.json"}
     for info in publisher.versions_sync():
-        expected |= {info.path, *(f"timestamped/books_{info.version}.{kind}.json" for kind in ("manifest", "datapackage"))}
+        described = (f"timestamped/books_{info.version}.{kind}.json" for kind in ("manifest", "datapackage"))
+        expected |= {info.path, *described}
     return expected
 
 
