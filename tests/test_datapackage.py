@@ -11,9 +11,11 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from csvpublish import Publisher
 from csvpublish.datapackage import descriptor
 
 from .conftest import Destination, backends
+from .faults import Faults
 from .helpers import rows
 
 
@@ -167,3 +169,27 @@ async def test_prune_and_cleanup_remove_an_archives_descriptor(make_destination:
     report = await publisher.cleanup()
     assert destination.reader().uri(f"timestamped/books_{middle.version}.datapackage.json") in report.removed
     assert not any(rel.endswith(f"{middle.version}.datapackage.json") for rel in destination.files())
+
+
+@pytest.mark.parametrize("backend", backends("faults"))
+async def test_a_failed_latest_descriptor_write_keeps_the_publish(
+    make_destination: Any, backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The latest's descriptor is best effort: its failure is logged, the latest moves, the next publish writes it."""
+    destination = make_destination(backend)
+    faults = Faults()
+    publisher = Publisher(destination.faulty(faults), name="books")
+    first = await publisher.publish(rows(10, "first"))
+    faults.fail("descriptor", destination.caps.denied, where=r"(^|/)\.?books\.datapackage\.json", times=None)
+    second = await publisher.publish(rows(10, "second"))
+    assert faults.rules[0].fired
+    assert second.latest_updated and (await publisher.verify(strict=True)).version == second.version
+    assert "writing the latest's descriptor failed" in caplog.text
+    stale = descriptor_of(destination, "books.datapackage.json")["resources"][0]
+    assert stale["hash"] == f"sha256:{first.sha256}"
+    archive = f"timestamped/books_{second.version}.csv.gz"
+    assert_describes(destination, f"timestamped/books_{second.version}.datapackage.json", archive)
+    faults.rules.clear()
+    third = await publisher.publish(rows(10, "third"))
+    fixed = assert_describes(destination, "books.datapackage.json", "books_latest.csv.gz")
+    assert fixed["hash"] == f"sha256:{third.sha256}"
