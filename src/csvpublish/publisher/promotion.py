@@ -207,16 +207,19 @@ class Promoter:
                 return
             except (FileExistsError, StorageNotFoundError):
                 now = await self.catalog.latest_seen(layout)
-                if now.object_version != manifest.version:
-                    return  # a later promotion replaced the latest after our copy; its manifest follows it
+                if now.object_version != manifest.version:  # a later promotion replaced the latest after our copy:
+                    later = now.manifest  # its manifest follows it; our descriptor, written meanwhile, must not stay
+                    if later is not None and later.version == now.object_version:
+                        await quietly(self.target.write_descriptor(later, latest=True), "describing the latest")
+                    return
                 tag = now.manifest_tag
         raise ConflictError(f"{st.uri(layout.latest_manifest)} kept changing; {manifest.version} was not described")
 
     async def _with_descriptor(self, write: Awaitable[None], manifest: Manifest) -> None:
         """The latest manifest's ``write`` and, at the same time, the latest's Data Package descriptor.
 
-        The descriptor is written again with each try of the manifest, so after a
-        lost swap the last one written is the winner's. Its failure is logged, not
+        The descriptor is written again with each try of the manifest; one that
+        lost to a later promotion writes that one's. Its failure is logged, not
         raised: the latest and its manifest agree, and the next publish writes it.
         """
         described = quietly(self.target.write_descriptor(manifest, latest=True), "writing the latest's descriptor")
