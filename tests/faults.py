@@ -10,7 +10,8 @@ one kind of operation:
   went through;
 * ``commit``: making an upload visible (link/rename locally, CompleteMultipartUpload, Put Block
   List, the last chunk of a GCS upload);
-* ``copy``: the copy to the latest; ``manifest``: writing a manifest;
+* ``copy``: the copy to the latest; ``manifest``: writing a manifest; ``descriptor``: writing a
+  Data Package descriptor;
 * ``list``: listing a folder; ``lock``: writing a lock or reservation;
 * ``delete``: deleting an object; ``request`` (object stores): any request to the service.
 
@@ -100,6 +101,8 @@ def _op_for_path(path: str) -> str:
         return "lock"
     if ".manifest.json" in name:
         return "manifest"
+    if ".datapackage.json" in name:
+        return "descriptor"
     return "upload"
 
 

@@ -65,10 +65,11 @@ def incomplete_uploads(destination: Destination) -> list[Any]:
 
 
 def published_objects(publisher: Publisher, latest_suffix: str = ".csv.gz") -> set[str]:
-    """What a clean destination holds: the latest, its manifest, and each version's archive and manifest."""
-    expected = {f"books_latest{latest_suffix}", "books_latest.manifest.json"}
+    """What a clean destination holds: the latest, its manifest and descriptor, and each version's three."""
+    expected = {f"books_latest{latest_suffix}", "books_latest.manifest.json", "books.datapackage.json"}
     for info in publisher.versions_sync():
-        expected |= {info.path, f"timestamped/books_{info.version}.manifest.json"}
+        described = (f"timestamped/books_{info.version}.{kind}.json" for kind in ("manifest", "datapackage"))
+        expected |= {info.path, *described}
     return expected
 
 
@@ -93,10 +94,10 @@ async def assert_intact(
     new = set(after) - set(before)
     versions = {rel.removeprefix("timestamped/books_").split(".")[0] for rel in new}
     for version in versions:
-        pair = {f"timestamped/books_{version}.csv.gz", f"timestamped/books_{version}.manifest.json"}
-        assert new & pair == pair, f"{step}: {new} is not complete versions"
+        whole = {f"timestamped/books_{version}.{kind}" for kind in ("csv.gz", "manifest.json", "datapackage.json")}
+        assert new & whole == whole, f"{step}: {new} is not complete versions"
         assert (await publisher.verify(version)).ok, step
-    assert len(new) == 2 * len(versions), f"{step}: {new} left behind"
+    assert len(new) == 3 * len(versions), f"{step}: {new} left behind"
     assert incomplete_uploads(destination) == [], step
     report = await publisher.verify()
     assert report.ok, (step, report.problems)

@@ -149,6 +149,8 @@ def published(dest: Destination, compress: bool) -> tuple[bytes, bytes, set[str]
         "books_latest.manifest.json",
         f"timestamped/books_{version}{suffix}",
         f"timestamped/books_{version}.manifest.json",
+        "books.datapackage.json",
+        f"timestamped/books_{version}.datapackage.json",
     }
     return dest.read(f"books_latest{suffix}"), dest.read(archives[0]), files
 

@@ -132,12 +132,16 @@ class Run:
         return {rel[len(f"timestamped/{NAME}_") : -len(".csv.gz")] for rel in objects if rel.endswith(".csv.gz")} - {""}
 
     def stray(self) -> set[str]:
-        """Objects other than the latest, its manifest, and each archive with its manifest."""
+        """Objects other than the latest with its manifest and descriptor, and each archive with its manifest.
+
+        An archive's descriptor may be there or not: a kill can fall between the manifest and it.
+        """
         objects = self.objects()
-        expected = {f"{NAME}_latest.csv.gz", f"{NAME}_latest.manifest.json"}
+        expected = {f"{NAME}_latest.csv.gz", f"{NAME}_latest.manifest.json", f"{NAME}.datapackage.json"}
         for version in self.archived(objects):
             expected |= {f"timestamped/{NAME}_{version}.csv.gz", f"timestamped/{NAME}_{version}.manifest.json"}
-        return objects ^ expected
+        described = {f"timestamped/{NAME}_{version}.datapackage.json" for version in self.archived(objects)}
+        return (objects - described) ^ expected
 
     def left_open(self) -> list[Any]:
         """What a kill mid-upload leaves: an unfinished upload (multipart, staged blocks), or a temp file."""

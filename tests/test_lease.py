@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from typing import Any
 
@@ -61,6 +62,8 @@ def test_concurrent_publishers_keep_every_archive_and_one_complete_latest(make_d
     assert destination.read("books_latest.csv.gz") == destination.read(f"timestamped/books_{newest.version}.csv.gz")
     assert newest.latest_updated
     assert set(destination.files()) == published_objects(publisher)
+    described = json.loads(destination.read("books.datapackage.json"))["resources"][0]
+    assert described["hash"] == f"sha256:{newest.sha256}", "the descriptor is not the newest's"
 
 
 @pytest.mark.parametrize("backend", backends())

@@ -50,6 +50,7 @@ STEPS: dict[str, tuple[str, str | None, int | None]] = {
     "mid-stream": ("upload", r"timestamped/", 2 * 2**20),
     "archive commit": ("commit", r"timestamped/", None),
     "archive manifest": ("manifest", r"timestamped/", None),
+    "archive descriptor": ("descriptor", r"timestamped/", None),
     "latest lock": ("lock", r"latest\.lock", None),
     "copy to latest": ("copy", r"_latest\.csv", None),
     "latest manifest": ("manifest", r"_latest\.manifest", None),
@@ -195,7 +196,7 @@ async def test_min_records_refuses_a_short_snapshot(make_destination: Any, backe
     with pytest.raises(SnapshotRejectedError, match="9 records, fewer than min_records=10"):
         await publisher.publish(rows(9))
     with pytest.raises(SnapshotRejectedError, match="0 records"):
-        await publisher.publish([], headers=["Barcode", "Title"])
+        await publisher.publish([], headers=["Barcode", "Title", "Note"])  # the columns of rows()
     assert snapshot(destination) == before
     assert incomplete_uploads(destination) == []
 

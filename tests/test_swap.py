@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from typing import Any
@@ -106,6 +107,8 @@ def test_many_publishers_and_a_reader_see_the_latest_only_move_forward(make_dest
     for result in results[:: EACH + 1]:
         assert publisher.verify_sync(result.version).ok
     assert publisher.verify_sync(strict=True).version == max(r.version for r in results)
+    described = json.loads(destination.read("books.datapackage.json"))["resources"][0]
+    assert described["hash"] == f"sha256:{publisher.verify_sync().sha256}", "the descriptor is not the winner's"
 
 
 def _catch(step: Any, errors: list[BaseException]) -> None:

@@ -11,6 +11,7 @@
      │    ├── AccessDeniedError (PermissionError)        credentials lack a permission
      │    └── TransientStorageError                      retryable error, retries exhausted
      ├── SnapshotRejectedError                a guard refused the snapshot (empty, min_records)
+     │    └── SchemaChangedError              its columns differ from the latest's
      ├── VersionNotFoundError (LookupError)   no archived version has that identifier
      ├── ConflictError                        another publisher holds the destination's lock
      └── IntegrityError                       stored bytes do not match their manifest
@@ -31,6 +32,7 @@ __all__ = [
     "IntegrityError",
     "MissingBackendError",
     "MissingInputError",
+    "SchemaChangedError",
     "SnapshotRejectedError",
     "StorageError",
     "StorageNotFoundError",
@@ -73,6 +75,13 @@ class TransientStorageError(StorageError):
 
 class SnapshotRejectedError(CsvPublishError):
     """Raised when a guard refuses a snapshot: an empty file or fewer than ``min_records`` rows."""
+
+
+class SchemaChangedError(SnapshotRejectedError):
+    """Raised when a snapshot's columns differ from the current latest's (added, removed, renamed or reordered).
+
+    Nothing is written; ``on_schema_change="allow"`` (CLI: ``--allow-schema-change``) publishes it.
+    """
 
 
 class VersionNotFoundError(CsvPublishError, LookupError):

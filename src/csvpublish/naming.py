@@ -4,9 +4,11 @@ Pure functions, no I/O. For ``name="books"`` with compression::
 
     books_latest.csv.gz                                 the latest snapshot (.tsv.gz with a tab delimiter)
     books_latest.manifest.json                          its manifest
+    books.datapackage.json                              its Frictionless Data Package descriptor
     timestamped/books_20261126_053708.csv.gz            an archived version
     timestamped/books_20261126_053708.manifest.json     that version's manifest
     timestamped/books_20261126_053708.keys.gz           its key file, when published with key= (changes.py)
+    timestamped/books_20261126_053708.datapackage.json  that version's descriptor
     timestamped/books_20261126_053708_000001.csv.gz     a later publish in the same second
     .csvpublish/books_20261126_053708.lock              reservation of a publish in flight
     .csvpublish/books.latest.lock                       lease held while the latest is replaced
@@ -162,6 +164,14 @@ class Layout:
         """The key file of a keyed version (:mod:`csvpublish.changes`)."""
         return f"{ARCHIVE_DIR}/{self.name}_{version}.keys.gz"
 
+    @property
+    def descriptor(self) -> str:
+        """The latest's Data Package descriptor (one name whatever the compression or delimiter)."""
+        return f"{self.name}.datapackage.json"
+
+    def archive_descriptor(self, version: str) -> str:
+        return f"{ARCHIVE_DIR}/{self.name}_{version}.datapackage.json"
+
     def reservation(self, version: str) -> str:
         return f"{CONTROL_DIR}/{self.name}_{version}.lock"
 
@@ -199,6 +209,10 @@ class Layout:
 
     def parse_keys(self, basename: str) -> str | None:
         m = re.fullmatch(re.escape(self.name) + "_" + _VERSION_RE + r"\.keys\.gz", basename)
+        return m.group("version") if m else None
+
+    def parse_descriptor(self, basename: str) -> str | None:
+        m = re.fullmatch(re.escape(self.name) + "_" + _VERSION_RE + r"\.datapackage\.json", basename)
         return m.group("version") if m else None
 
     def parse_reservation(self, basename: str) -> str | None:

@@ -133,6 +133,7 @@ async def run(
     progress: Progress | None = None,
     dialect: Dialect | None = None,
     key: tuple[str, ...] | None = None,
+    check_columns: Callable[[Sequence[str]], None] | None = None,
 ) -> StreamStats:
     """Run one pass from ``source`` (records) or ``csv_file`` (an existing CSV).
 
@@ -142,7 +143,8 @@ async def run(
     ``StreamStats.pending_local``, so the caller can commit it (an fsync of the
     whole file) while it commits the sink. On any failure the sink is discarded
     and ``local_path`` is left as it was. With ``key`` (column names) each row's
-    key and hashes are collected into ``StreamStats.keys``.
+    key and hashes are collected into ``StreamStats.keys``. ``check_columns`` is told
+    the columns before any byte is passed on; what it raises stops the pass.
     """
     progress = progress or Progress()
     flow = Flow(uploads=sink is not None)
@@ -159,7 +161,7 @@ async def run(
     if sink is not None:
         pool.submit(_upload_stage, flow, sink, progress.uploaded)
     try:
-        plan = Plan(headers, escape_formulas, progress.rows, dialect or Dialect(), key)
+        plan = Plan(headers, escape_formulas, progress.rows, dialect or Dialect(), key, check_columns)
         path = Path(csv_file) if csv_file is not None else None
         await produce(source, path, plan, flow=flow, found=found, submit=pool.submit, failed=pool.failed)
         await pool.wait()

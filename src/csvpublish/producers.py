@@ -50,6 +50,15 @@ class Plan:
             return None
         return KeyCollector(key_indexes(columns, self.key), self.dialect.delimiter)
 
+    columns_known: Callable[[Sequence[str]], None] | None = None
+    """Told the columns as soon as they are known, before any byte is passed on; it may raise to stop the pass."""
+
+    def found_columns(self, found: Found, columns: list[str]) -> None:
+        found.columns = columns
+        if self.columns_known is not None:
+            self.columns_known(columns)
+        found.keys = self.collector(columns)
+
 
 async def produce(
     source: Any,
@@ -97,8 +106,8 @@ async def format_records(
     pending_size = count = 0
     async for batch in batches(source.rows, BATCH_ROWS):
         if convert is None:
-            found.columns, convert = plan_rows(batch[0], headers, escape_formulas=plan.escape_formulas)
-            found.keys = plan.collector(found.columns)
+            columns, convert = plan_rows(batch[0], headers, escape_formulas=plan.escape_formulas)
+            plan.found_columns(found, columns)
             pending += _head(found.columns, formatter)
         data = formatter.format(convert(batch, count + 1), found.keys)
         pending.append(data)
@@ -116,8 +125,7 @@ async def format_records(
             raise InputError(
                 "the source produced no rows and no headers were given: pass headers=[...] to write a header-only CSV"
             )
-        found.columns = [str(h) for h in headers]
-        found.keys = plan.collector(found.columns)
+        plan.found_columns(found, [str(h) for h in headers])
         pending += _head(found.columns, formatter)
     if plan.headers is None and source.columns is not None:
         found.types = source.types
@@ -138,8 +146,8 @@ def format_arrow(source: ArrowSource, plan: Plan, flow: Flow, found: Found) -> N
                 f"headers= names {len(plan.headers)} columns but the table has {len(columns)} ({', '.join(columns)})"
             )
         columns = [str(h) for h in plan.headers]
-    found.columns, found.types = columns, source.types
-    found.keys = plan.collector(columns)
+    found.types = source.types
+    plan.found_columns(found, columns)
     formatter = ArrowFormatter(reader.schema, plan.dialect, escape_formulas=plan.escape_formulas)
     for head in _head(columns, CsvFormatter(dialect=plan.dialect)):
         flow.put(flow.csv, head)
@@ -169,7 +177,7 @@ def read_file(path: Path, plan: Plan, flow: Flow, found: Found) -> None:
         while chunk := handle.read(CHUNK_BYTES):
             if not counter.last:
                 found.dialect = _dialect_of(chunk, plan.dialect)
-                found.columns = _header_of(chunk, found.dialect) if plan.dialect.header else []
+                plan.found_columns(found, _header_of(chunk, found.dialect) if plan.dialect.header else [])
             counter.feed(chunk)
             flow.put(flow.csv, chunk)
             plan.rows_callback.relative_update(len(chunk))

@@ -43,6 +43,7 @@ def make_publisher(args: argparse.Namespace, destination: str, options: dict[str
             keep=args.keep,
             skip_unchanged=args.skip_unchanged,
             min_records=args.min_records,
+            on_schema_change="allow" if args.allow_schema_change else "refuse",
             delimiter=args.delimiter,
             header=args.header,
             key=args.key,

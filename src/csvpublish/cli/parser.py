@@ -197,6 +197,11 @@ def _add_publish(sub: Any, common: argparse.ArgumentParser) -> None:
         "--min-records", metavar="N", type=_non_negative_int, help="refuse a snapshot with fewer than N data rows"
     )
     p.add_argument(
+        "--allow-schema-change",
+        action="store_true",
+        help="publish even when the columns differ from the latest's (refused by default)",
+    )
+    p.add_argument(
         "--delimiter",
         metavar="D",
         type=_delimiter,

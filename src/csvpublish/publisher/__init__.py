@@ -38,6 +38,7 @@ from csvpublish.naming import Layout, validate_name
 from csvpublish.pipeline import Progress
 from csvpublish.results import CleanupReport, DownloadResult, PublishResult, VerifyReport, VersionInfo
 from csvpublish.retry import RetryPolicy
+from csvpublish.schema import SchemaPolicy, validate_policy
 from csvpublish.storage import Storage
 
 from .catalog import Catalog
@@ -59,8 +60,10 @@ class Publisher:
 
         <destination>/books_latest.csv.gz                      same bytes as the newest archive
         <destination>/books_latest.manifest.json
+        <destination>/books.datapackage.json                   its Frictionless Data Package descriptor
         <destination>/timestamped/books_<YYYYmmdd_HHMMSS>.csv.gz
         <destination>/timestamped/books_<YYYYmmdd_HHMMSS>.manifest.json
+        <destination>/timestamped/books_<YYYYmmdd_HHMMSS>.datapackage.json
 
     Args:
         destination: a URL (``s3://bucket/prefix``, ``gs://...``, ``memory://...``),
@@ -85,6 +88,8 @@ class Publisher:
             line ends and byte-order mark are read from it.
         archive_cache_control: the ``Cache-Control`` of each archive and its manifest, which
             never change (default ``public, max-age=31536000, immutable``); None sends none.
+        on_schema_change: ``"refuse"`` (default): a snapshot whose columns differ from the
+            latest's raises :class:`SchemaChangedError` and writes nothing; ``"allow"`` publishes it.
         latest_cache_control: the ``Cache-Control`` of the latest and its manifest (default
             ``no-cache``: a CDN asks the bucket before serving a copy); None sends none.
             Both are stored where the backend keeps headers (S3, GCS; see
@@ -123,6 +128,7 @@ class Publisher:
         latest_cache_control: str | None = LATEST_CACHE_CONTROL,
         key: str | Sequence[str] | None = None,
         unique_key: bool = False,
+        on_schema_change: SchemaPolicy = "refuse",
     ) -> None:
         self.name = validate_name(name)
         if keep is not None and (not isinstance(keep, int) or keep < 1):
@@ -152,12 +158,14 @@ class Publisher:
         self.unique_key = unique_key
         if unique_key and self.key is None:
             raise InputError("unique_key=True needs key= (the column or columns that must be unique)")
+        self.on_schema_change = validate_policy(on_schema_change)
 
     def __repr__(self) -> str:
         return f"Publisher({self.storage.uri()!r}, name={self.name!r}, compression={self.compression})"
 
     def _target(self) -> Target:
-        return Target(self.storage, self.name, self.layout, self.lock_timeout, self.stale_after, self.cache)
+        key = getattr(self, "key", None)  # the descriptors' primaryKey, when the publisher has a key
+        return Target(self.storage, self.name, self.layout, self.lock_timeout, self.stale_after, self.cache, key)
 
     def _flow(self) -> PublishFlow:
         options = PublishOptions(
@@ -171,6 +179,7 @@ class Publisher:
             dialect=self.dialect,
             key=self.key,
             unique_key=self.unique_key,
+            on_schema_change=self.on_schema_change,
         )
         return PublishFlow(self._target(), options)
 
@@ -191,7 +200,7 @@ class Publisher:
 
         Raises:
             InputError: the source or a row is unusable.
-            SnapshotRejectedError: a guard refused the snapshot.
+            SnapshotRejectedError: a guard refused the snapshot (:class:`SchemaChangedError`: its columns).
             StorageError: the storage failed; the previous latest is untouched.
         """
         return await self._flow().run(Source(records=source, headers=headers, local_path=local_path, progress=progress))
@@ -291,7 +300,9 @@ class Publisher:
         """Make an archived version the latest again (a copy plus its manifest).
 
         ``version`` is an entry of :meth:`versions` or its identifier. An archive
-        without a manifest (written by the seed pipeline) gets one first.
+        without a manifest (written by the seed pipeline) gets one first. Its
+        columns may differ from the latest's: a restore is explicit, so the
+        schema guard does not refuse it (later publishes are checked against it).
         """
         return await Maintenance(self._target()).restore(version)
 

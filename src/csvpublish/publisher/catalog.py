@@ -102,7 +102,8 @@ class Catalog:
         """The latest's manifest; None when nothing is published (or, ``quiet``, when it is unreadable)."""
         st, rel = self.target.storage, self.layout.latest_manifest
         try:
-            raw = await st.read_bytes(rel)
+            # where the backend reads an object and its tag in one request, that one: not a look-up and a read
+            raw = (await st.read_tagged(rel)).data if st.capabilities.conditional_copy else await st.read_bytes(rel)
         except (StorageNotFoundError, FileNotFoundError):
             return None
         try:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from csvpublish.datapackage import CONTENT_TYPE as DESCRIPTOR_TYPE
+from csvpublish.datapackage import descriptor_json
 from csvpublish.errors import InputError
 from csvpublish.manifest import Manifest
 from csvpublish.naming import Layout
@@ -67,11 +69,22 @@ class Target:
     """Age after which another machine's unfinished publish counts as dead."""
     cache: CachePolicy = field(default_factory=CachePolicy)
     """The ``Cache-Control`` of what each publish writes."""
+    primary_key: str | Sequence[str] | None = None
+    """The columns the Data Package descriptors name as the table's ``primaryKey``."""
 
     def layout_of(self, manifest: Manifest) -> Layout:
         """The layout a version was published with (compressed or not, ``.csv`` or ``.tsv``)."""
         parsed = self.layout.parse_archive(basename(manifest.archive))
         return Layout.of(self.name, parsed) if parsed else Layout(self.name, manifest.compression is not None)
+
+    async def write_descriptor(self, manifest: Manifest, *, latest: bool) -> None:
+        """Write the Data Package descriptor of ``manifest``'s version beside the latest or beside its archive."""
+        layout = self.layout_of(manifest)
+        rel = layout.descriptor if latest else layout.archive_descriptor(manifest.version)
+        named = basename(layout.latest if latest else manifest.archive)  # beside the descriptor
+        body = descriptor_json(manifest, named, primary_key=self.primary_key)
+        cache = self.cache.latest if latest else self.cache.archive
+        await self.storage.write_bytes(rel, body, content_type=DESCRIPTOR_TYPE, cache_control=cache)
 
     def result(
         self, manifest: Manifest, *, local_path: str | os.PathLike[str] | None = None, **flags: Any

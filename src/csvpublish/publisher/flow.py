@@ -22,13 +22,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from csvpublish import pipeline
+from csvpublish import pipeline, schema
 from csvpublish._version import library_version
 from csvpublish.changes import ChangeSummary
 from csvpublish.compression import DEFAULT_LEVEL, GzipCompressor
@@ -77,6 +77,7 @@ class PublishOptions:
     """Key columns: record what changed since the previous latest, in a key file beside the archive."""
     unique_key: bool = False
     """Refuse a snapshot in which a key is on more than one row."""
+    on_schema_change: schema.SchemaPolicy = "refuse"
 
     def compressor(self) -> GzipCompressor | None:
         return GzipCompressor(self.compression_level, self.compression_backend) if self.compression else None
@@ -158,7 +159,7 @@ class PublishFlow:
         st, catalog = self.target.storage, self.catalog
         if conditions.known(st) is not False and st.capabilities.conditional_copy:  # a swap starts from this view
             look: Awaitable[LatestSeen | None] = catalog.latest_seen()
-        elif self.options.skip_unchanged or self.options.key is not None:
+        elif self.options.skip_unchanged or self.options.key is not None or self.options.on_schema_change == "refuse":
             look = _manifest_only(catalog.latest_manifest(quiet=True))
         else:
             look = _nothing()
@@ -236,9 +237,11 @@ class PublishFlow:
             progress=source.progress,
             dialect=self.options.dialect,
             key=self.options.key,
+            check_columns=self._schema_guard(current),
         )
         local, keyed = stats.pending_local, None
         try:
+            self._schema_guard(current)(stats.columns)  # every source reports its columns before its bytes: a no-op
             manifest = self._manifest(reservation.version, stats, compressor)
             reason = self._refusal(stats)
             if reason is None and self.options.skip_unchanged and current and current.sha256 == stats.sha256:
@@ -294,6 +297,12 @@ class PublishFlow:
             dialect=stats.dialect.to_dict(),
         )
 
+    def _schema_guard(self, current: Manifest | None) -> Callable[[Sequence[str]], None]:
+        """The check of the new columns against the latest's, which raises :class:`SchemaChangedError`."""
+        if self.options.on_schema_change == "allow" or current is None:
+            return _no_check
+        return schema.guard(current.columns, current.version)
+
     def _refusal(self, stats: StreamStats) -> str | None:
         """Why the guards refuse this snapshot, or None."""
         if stats.csv_size == 0:
@@ -306,7 +315,7 @@ class PublishFlow:
     async def _commit(
         self, writer: Writer, local: Writer | None, manifest: Manifest, reservation: Reservation, keys: Writer | None
     ) -> _Archived:
-        """Commit the archive, its manifest and the local CSV at once, with the probe and the lease beside them.
+        """Commit the archive, its manifest, its descriptor and the local CSV at once, with the probe and the lease.
 
         The reservation keeps the version out of listings until both the
         archive and its manifest are there. Any failure takes them all back.
@@ -333,6 +342,7 @@ class PublishFlow:
             st.enforces_conditions(self.target.layout.reservation(manifest.version), reservation.marker),
             lease(),
             _nothing() if keys is None else asyncio.to_thread(st.blocking, keys.name, keys.commit, retry=False),
+            self.target.write_descriptor(manifest, latest=False),
             return_exceptions=True,
         )
         failed = [o for o in outcome if isinstance(o, BaseException)]
@@ -347,10 +357,15 @@ class PublishFlow:
                 await asyncio.to_thread(keys.discard)
                 if not isinstance(outcome[5], BaseException):
                     await quietly(st.delete(self.target.layout.keys(manifest.version)))
+            await quietly(st.delete(self.target.layout.archive_descriptor(manifest.version)))
             if held is not None:
                 await self.leases.release_latest(held)
             raise failed[0]
         return _Archived(manifest, enforced=outcome[3] is True, held=held)
+
+
+def _no_check(columns: Sequence[str]) -> None:
+    return None
 
 
 async def _commit_local(local: Writer | None) -> None:

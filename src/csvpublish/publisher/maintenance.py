@@ -74,12 +74,13 @@ class Maintenance:
             columns=[],
             library=library_version(),
         )
-        await st.write_bytes(
+        write = st.write_bytes(
             layout.archive_manifest(info.version),
             manifest.to_json(),
             content_type=MANIFEST_TYPE,
             cache_control=self.target.cache.archive,
         )
+        await asyncio.gather(write, self.target.write_descriptor(manifest, latest=False))
         return manifest
 
     async def prune(self, keep: int) -> list[str]:
@@ -95,9 +96,10 @@ class Maintenance:
             if (latest is not None and info.path == latest.archive) or info.version in in_flight:
                 continue
             await st.delete(info.path)
-            # the key file goes with the manifest: a version's files never outlive its archive
             await asyncio.gather(
-                st.delete(self.layout.archive_manifest(info.version)), st.delete(self.layout.keys(info.version))
+                st.delete(self.layout.archive_manifest(info.version)),
+                st.delete(self.layout.archive_descriptor(info.version)),
+                st.delete(self.layout.keys(info.version)),
             )
             deleted.append(info.version)
             logger.info("pruned %s", info.uri)
@@ -152,11 +154,10 @@ class Maintenance:
         return live, dead
 
     def _is_dead_archive(self, entry: Entry, dead: set[str], present: set[str]) -> bool:
-        """An archive a dead publish committed before its manifest: not a version."""
+        """An archive (or its descriptor) a dead publish committed before its manifest: not a version."""
         parsed = self.layout.parse_archive(entry.basename)
-        return bool(
-            parsed and parsed.version in dead and basename(self.layout.archive_manifest(parsed.version)) not in present
-        )
+        version = parsed.version if parsed else self.layout.parse_descriptor(entry.basename)
+        return bool(version and version in dead and basename(self.layout.archive_manifest(version)) not in present)
 
     def _is_orphan_keys(self, entry: Entry, live: set[str], present: set[str]) -> bool:
         """A key file without its version's manifest (a killed or failed publish, a prune cut short)."""
@@ -168,8 +169,8 @@ class Maintenance:
         )
 
     async def _is_orphan_manifest(self, entry: Entry, live: set[str], present: set[str]) -> bool:
-        """A manifest whose archive is gone (a prune or a failed publish cut short)."""
-        version = self.layout.parse_manifest(entry.basename)
+        """A manifest or a descriptor whose archive is gone (a prune or a failed publish cut short)."""
+        version = self.layout.parse_manifest(entry.basename) or self.layout.parse_descriptor(entry.basename)
         return version is not None and version not in live and not await self._has_archive(version, present)
 
     async def _has_archive(self, version: str, present: set[str]) -> bool:

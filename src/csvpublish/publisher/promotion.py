@@ -191,10 +191,11 @@ class Promoter:
         tag = seen.manifest_tag
         for _ in range(SWAP_TRIES):
             if not self.conditional:
-                await st.write_bytes(layout.latest_manifest, body, content_type=MANIFEST_TYPE, cache_control=cache)
+                write = st.write_bytes(layout.latest_manifest, body, content_type=MANIFEST_TYPE, cache_control=cache)
+                await self._with_descriptor(write, manifest)
                 return
             try:
-                await st.write_bytes(
+                write = st.write_bytes(
                     layout.latest_manifest,
                     body,
                     content_type=MANIFEST_TYPE,
@@ -202,13 +203,29 @@ class Promoter:
                     exclusive=tag is None,
                     cache_control=cache,
                 )
+                await self._with_descriptor(write, manifest)
                 return
             except (FileExistsError, StorageNotFoundError):
                 now = await self.catalog.latest_seen(layout)
-                if now.object_version != manifest.version:
-                    return  # a later promotion replaced the latest after our copy; its manifest follows it
+                if now.object_version != manifest.version:  # a later promotion replaced the latest after our copy:
+                    later = now.manifest  # its manifest follows it; our descriptor, written meanwhile, must not stay
+                    if later is not None and later.version == now.object_version:
+                        await quietly(self.target.write_descriptor(later, latest=True), "describing the latest")
+                    return
                 tag = now.manifest_tag
         raise ConflictError(f"{st.uri(layout.latest_manifest)} kept changing; {manifest.version} was not described")
+
+    async def _with_descriptor(self, write: Awaitable[None], manifest: Manifest) -> None:
+        """The latest manifest's ``write`` and, at the same time, the latest's Data Package descriptor.
+
+        The descriptor is written again with each try of the manifest; one that
+        lost to a later promotion writes that one's. Its failure is logged, not
+        raised: the latest and its manifest agree, and the next publish writes it.
+        """
+        described = quietly(self.target.write_descriptor(manifest, latest=True), "writing the latest's descriptor")
+        written, _ = await asyncio.gather(write, described, return_exceptions=True)
+        if isinstance(written, BaseException):
+            raise written
 
     async def _describe(self, seen: LatestSeen, layout: Layout) -> None:
         """If the latest names a version its manifest does not (a promotion cut short), write that one's manifest.
@@ -223,13 +240,14 @@ class Promoter:
         if manifest is None:
             return
         logger.warning("the latest is version %s: writing its manifest, cut short before", manifest.version)
-        await self.target.storage.write_bytes(
+        write = self.target.storage.write_bytes(
             layout.latest_manifest,
             manifest.to_json(),
             content_type=MANIFEST_TYPE,
             if_match=seen.manifest_tag,
             cache_control=self.target.cache.latest,
         )
+        await self._with_descriptor(write, manifest)
 
     async def _landed(self, manifest: Manifest) -> bool:
         try:
@@ -252,3 +270,6 @@ class Promoter:
         elif self.target.layout_of(previous).latest == layout.latest:
             back = LatestSeen(mine.tag, None, None, None) if mine else None  # only while it is still ours
             await self._copy(previous, layout, back)
+        # the descriptor may have landed beside the manifest that failed
+        back_too = self.target.write_descriptor(previous, latest=True) if previous else st.delete(layout.descriptor)
+        await quietly(back_too, "putting the descriptor back")
