@@ -17,7 +17,8 @@ compressed or not) or, after gunzip, with ``csv_sha256``::
       "record_count": 50, "columns": ["Barcode", "Title", ...],
       "library": "csvpublish 0.1.0",
       "column_types": ["string", "int64", ...],      (when the source has types)
-      "dialect": {"delimiter": ",", "lineTerminator": "\\r\\n", "header": true, ...}
+      "dialect": {"delimiter": ",", "lineTerminator": "\\r\\n", "header": true, ...},
+      "parts": [{"partition": 0, "offset": 0, "size": ..., "sha256": ..., ...}, ...]   (partitioned publishes)
     }
 """
 
@@ -63,6 +64,9 @@ class Manifest:
     """The source's type of each column (Arrow types, DataFrame dtypes, cursor type codes) where it has them."""
     dialect: dict[str, Any] | None = None
     """How the CSV is written (:meth:`csvpublish.dialect.Dialect.to_dict`); None in manifests older than dialects."""
+    parts: list[dict[str, Any]] | None = None
+    """A partitioned publish's partitions, in order: each one gzip member with its offset, size, sha256,
+    CSV size and sha256 and record count (``csvpublish.partitions.PartReceipt.describe``); None otherwise."""
     format: str = FORMAT
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -70,7 +74,7 @@ class Manifest:
         data = asdict(self)
         if not data["extra"]:
             del data["extra"]
-        for optional in ("restored_at", "column_types", "dialect"):
+        for optional in ("restored_at", "column_types", "dialect", "parts"):
             if data[optional] is None:
                 del data[optional]
         ordered = {"format": data.pop("format"), **data}

@@ -9,6 +9,7 @@
     sharing.py       signed read URLs of the latest or a version
     verify.py        re-read a stored version and compare it with its manifest
     maintenance.py   restore, prune, cleanup (one helper per kind of leftover)
+    partitioned.py   one snapshot from many workers: begin -> parts -> assemble -> digest -> promote
     common.py        Target: the name and storage every step works on
 
 >>> import asyncio
@@ -41,6 +42,7 @@ from .catalog import Catalog
 from .common import ARCHIVE_CACHE_CONTROL, LATEST_CACHE_CONTROL, CachePolicy, Target
 from .flow import PublishFlow, PublishOptions, Source
 from .maintenance import Maintenance
+from .partitioned import PartitionedPublish
 from .sharing import Sharer
 from .verify import Verifier
 
@@ -197,6 +199,31 @@ class Publisher:
         if path.stat().st_size == 0:
             raise SnapshotRejectedError(f"{path} is empty (0 bytes); refusing to publish it over the current latest")
         return await self._flow().run(Source(csv_file=path, progress=progress))
+
+    async def begin_partitioned(
+        self, partitions: int, *, headers: Sequence[str] | None = None
+    ) -> PartitionedPublish:
+        """Start a publish whose CSV many workers write, one partition each, assembled by the store.
+
+        Reserves the version and starts the upload (S3 multipart upload, GCS
+        staged objects, Azure blocks, a local staging folder). Hand the result's
+        ``writer`` to the workers (``writer.write_sync(i, partition)`` returns a
+        receipt), then ``commit(receipts)`` or ``abort()``. The result equals
+        publishing the partitions concatenated, in index order, in one process
+        (the same CSV bytes; one gzip member per partition). ``headers`` names
+        the columns of every partition (needed when one may be empty).
+        :func:`csvpublish.dask.publish_dask` does all of this for a Dask collection.
+
+        Raises:
+            InputError: the destination cannot assemble parts (``memory://``), or ``partitions`` is out of range.
+        """
+        return await PartitionedPublish.begin(self._flow(), partitions, headers)
+
+    def begin_partitioned_sync(
+        self, partitions: int, *, headers: Sequence[str] | None = None
+    ) -> PartitionedPublish:
+        """Blocking :meth:`begin_partitioned`."""
+        return run_sync(self.begin_partitioned(partitions, headers=headers))
 
     # --- reading the published state -------------------------------------------------
 

@@ -8,6 +8,7 @@ import hashlib
 import zlib
 from dataclasses import dataclass
 
+from csvpublish.compression import Gunzip
 from csvpublish.dialect import Dialect
 from csvpublish.errors import IntegrityError, StorageNotFoundError, VersionNotFoundError
 from csvpublish.manifest import Manifest
@@ -37,7 +38,7 @@ async def measure(storage: Storage, rel: str, compressed: bool, *, header: bool 
 
     def read() -> Measurement:
         stored, plain, counter = hashlib.sha256(), hashlib.sha256(), RecordCounter(header=header)
-        inflate = zlib.decompressobj(wbits=31) if compressed else None
+        inflate = Gunzip() if compressed else None  # one gzip member, or one per partition
         size, broken = 0, False
         with storage.open_reader(rel) as handle:
             while chunk := handle.read(PART_SIZE):
@@ -47,12 +48,12 @@ async def measure(storage: Storage, rel: str, compressed: bool, *, header: bool 
                     continue
                 try:
                     data = inflate.decompress(chunk) if inflate is not None else chunk
-                except zlib.error:
+                except (zlib.error, *(inflate.errors if inflate else ())):
                     broken = True
                     continue
                 plain.update(data)
                 counter.feed(data)
-        if broken or (inflate is not None and not inflate.eof):
+        if broken or (inflate is not None and (not inflate.complete or size == 0)):
             return Measurement(size, stored.hexdigest(), None, None)
         return Measurement(size, stored.hexdigest(), plain.hexdigest(), counter.records)
 
