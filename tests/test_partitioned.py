@@ -163,3 +163,14 @@ def test_a_killed_coordinator_leaves_the_latest_and_cleanup_leaves_nothing(
     assert visible(destination) == before
     if destination.caps.unfinished is not None:
         assert destination.caps.unfinished(destination) == []
+
+
+@pytest.mark.parametrize("backend", backends("shared_by_processes"))
+def test_more_parts_than_one_request_joins(backend: str, make_destination: Any, single: Any) -> None:
+    """70 partitions: more than one GCS compose takes (32), so it composes a tree; S3 merges them all."""
+    destination = make_destination(backend)
+    partitions = [rows(i, 3) for i in range(70)]
+    publisher = destination.publisher()
+    publish_partitioned(publisher, partitions)
+    assert csv_of(destination, "books_latest.csv.gz") == single(partitions)
+    assert publisher.verify_sync().ok
