@@ -147,7 +147,7 @@ os._exit(9)
 def test_a_killed_coordinator_leaves_the_latest_and_cleanup_leaves_nothing(
     backend: str, point: str, make_destination: Any
 ) -> None:
-    """A coordinator killed with parts uploaded (or the archive assembled) changes no latest; cleanup() removes it all."""
+    """A coordinator killed after uploading parts (or assembling) keeps the latest; cleanup() removes it all."""
     destination = make_destination(backend)
     publisher = destination.publisher()
     first = publisher.publish_sync(rows(9, 20), headers=HEADERS)

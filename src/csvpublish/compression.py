@@ -138,9 +138,9 @@ class Gunzip:
     """
 
     def __init__(self) -> None:
-        module: Any = BACKENDS["isal"] if "isal" in BACKENDS else zlib  # isal inflates ~3x faster
+        module: Any = BACKENDS.get("isal", zlib)  # isal inflates ~3x faster
         self._module = module
-        self.errors: tuple[type[BaseException], ...] = (zlib.error, module.error)
+        self.errors: tuple[type[Exception], ...] = (zlib.error, module.error)
         self._inflate = module.decompressobj(wbits=31)
         self._started = False
 

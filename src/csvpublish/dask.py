@@ -48,14 +48,14 @@ def publish_dask(
         InputError: ``collection`` is not a Dask DataFrame or Bag, or the destination cannot assemble parts.
     """
     try:
-        import dask
+        from dask.delayed import delayed
     except ImportError:
         raise MissingBackendError("publishing a Dask collection needs Dask: pip install 'csvpublish[dask]'") from None
     partitions, headers = _partitions(collection, headers)
     client = client if client is not None else _current_client()
     session = publisher.begin_partitioned_sync(len(partitions), headers=headers)
     try:
-        tasks = [dask.delayed(_write, pure=False)(session.writer, i, part) for i, part in enumerate(partitions)]
+        tasks = [delayed(_write, pure=False)(session.writer, i, part) for i, part in enumerate(partitions)]
         receipts = _compute(tasks, client)
     except BaseException:
         session.abort_sync()
@@ -97,23 +97,23 @@ def _current_client() -> Any:
     """The ``distributed.Client`` that is the current Dask scheduler, or None."""
     if "distributed" not in sys.modules:
         return None
-    import dask.base
+    from dask.base import get_scheduler
     from distributed import Client
 
-    owner = getattr(dask.base.get_scheduler(), "__self__", None)
+    owner = getattr(get_scheduler(), "__self__", None)  # type: ignore[no-untyped-call]
     return owner if isinstance(owner, Client) else None
 
 
 def _compute(tasks: list[Any], client: Any) -> list[PartReceipt]:
     """Run every partition; on a failure, wait until none still runs, then raise the first partition's error."""
     if client is None:
-        import dask
+        from dask.base import compute
 
-        return list(dask.compute(*tasks))
+        return list(compute(*tasks))  # type: ignore[no-untyped-call]
     from distributed import wait
 
     futures = client.compute(tasks)
-    wait(futures)  # a partition still uploading after the abort would leave a staged part behind
+    wait(futures)  # type: ignore[no-untyped-call]  # a partition still uploading after the abort would leave a staged part behind
     return list(client.gather(futures))
 
 
@@ -123,6 +123,6 @@ def _digest_on(client: Any) -> DigestRunner | None:
         return None
 
     async def remote(digester: Digester) -> Digest:
-        return await asyncio.to_thread(lambda: client.submit(digester, pure=False).result())  # type: ignore[no-any-return]
+        return await asyncio.to_thread(lambda: client.submit(digester, pure=False).result())
 
     return remote

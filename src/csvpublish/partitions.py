@@ -26,7 +26,7 @@ from fsspec.spec import AbstractFileSystem
 
 from . import pipeline
 from ._sync import run_sync
-from .compression import GzipCompressor, Gunzip
+from .compression import Gunzip, GzipCompressor
 from .dialect import Dialect
 from .errors import IntegrityError
 from .retry import RetryPolicy
@@ -165,6 +165,7 @@ class Digester:
     def _read(self, st: Storage) -> Digest:
         whole, plain, counter = hashlib.sha256(), hashlib.sha256(), RecordCounter(header=self.header)
         inflate = Gunzip() if self.compressed else None
+        broken: tuple[type[Exception], ...] = inflate.errors if inflate is not None else ()
         bounds = _Bounds(self.sizes)
         size = csv_size = 0
         with st.open_reader(self.rel) as handle:
@@ -174,7 +175,7 @@ class Digester:
                 bounds.feed(chunk)
                 try:
                     data = inflate.decompress(chunk) if inflate is not None else chunk
-                except (inflate.errors if inflate else ()) as exc:
+                except broken as exc:
                     raise IntegrityError(f"{st.uri(self.rel)} is not a complete gzip stream ({exc})") from None
                 csv_size += len(data)
                 plain.update(data)

@@ -88,7 +88,8 @@ class PartitionedPublish:
         parts = Parts(st)  # refuses a destination that cannot assemble parts, before anything is written
         reservation, seen = await flow._begin(datetime.now(timezone.utc))
         try:
-            write = WriteOptions(content_type=layout.content_type, exclusive=True, cache_control=flow.target.cache.archive)
+            cache = flow.target.cache.archive
+            write = WriteOptions(content_type=layout.content_type, exclusive=True, cache_control=cache)
             upload = await parts.begin(layout.archive(reservation.version), write, partitions)
         except BaseException:
             await flow.leases.release(reservation)
@@ -245,7 +246,7 @@ def _compare(measured: Digest, receipts: list[PartReceipt], where: str) -> None:
         problems.append(f"{measured.size} bytes, the partitions uploaded {sum(r.size for r in receipts)}")
     if measured.csv_size != sum(r.csv_size for r in receipts):
         problems.append(f"{measured.csv_size} CSV bytes, the partitions wrote {sum(r.csv_size for r in receipts)}")
-    wrong = [r.index for r, h in zip(receipts, measured.part_sha256) if h != r.sha256]
+    wrong = [r.index for r, h in zip(receipts, measured.part_sha256, strict=False) if h != r.sha256]
     if wrong or len(measured.part_sha256) != len(receipts):
         problems.append(f"the bytes of partitions {wrong} differ from what their workers uploaded")
     records = _records(receipts)

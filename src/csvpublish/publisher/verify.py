@@ -39,6 +39,7 @@ async def measure(storage: Storage, rel: str, compressed: bool, *, header: bool 
     def read() -> Measurement:
         stored, plain, counter = hashlib.sha256(), hashlib.sha256(), RecordCounter(header=header)
         inflate = Gunzip() if compressed else None  # one gzip member, or one per partition
+        errors: tuple[type[Exception], ...] = inflate.errors if inflate is not None else (zlib.error,)
         size, broken = 0, False
         with storage.open_reader(rel) as handle:
             while chunk := handle.read(PART_SIZE):
@@ -48,7 +49,7 @@ async def measure(storage: Storage, rel: str, compressed: bool, *, header: bool 
                     continue
                 try:
                     data = inflate.decompress(chunk) if inflate is not None else chunk
-                except (zlib.error, *(inflate.errors if inflate else ())):
+                except errors:
                     broken = True
                     continue
                 plain.update(data)

@@ -205,7 +205,7 @@ class GCSBackend(ObjectStoreBackend):
         while len(names) > COMPOSE_SOURCES:
             groups = [names[at : at + COMPOSE_SOURCES] for at in range(0, len(names), COMPOSE_SOURCES)]
             names = [f"{upload.staging}/compose-{level}-{k:05d}" for k in range(len(groups))]
-            await asyncio.gather(*(self._compose(group, name, None) for group, name in zip(groups, names)))
+            await asyncio.gather(*(self._compose(group, name, None) for group, name in zip(groups, names, strict=True)))
             level += 1
         await self._compose(names, upload.path, upload.options)
         await self.abort_parts(upload)
