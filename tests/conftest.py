@@ -230,6 +230,8 @@ class Backend:
     """Lists, with the server's own API, the uploads begun and never finished (multipart uploads, staged blocks)."""
     leftovers_shown: bool = True
     """A publish killed mid-upload leaves something the tests can see: an unfinished upload or a temp file."""
+    shared_by_processes: bool = True
+    """Other processes on this machine (Dask workers) reach the same destination: a partitioned publish runs."""
 
 
 def _permission_error() -> BaseException:
@@ -357,6 +359,7 @@ BACKENDS: dict[str, Backend] = {
         object_store=False,
         user_metadata=False,
         outlives_process=False,  # memory:// lives in the process: a killed publish takes it along
+        shared_by_processes=False,  # each process has its own memory://: Dask workers cannot write parts to it
         # cache_control, share_urls: memory:// keeps no headers and nothing signs a URL to it
     ),
     "local": Backend(

@@ -258,9 +258,11 @@ async def test_reads_need_only_read_and_list_permissions(
     make_destination: Any, backend: str, downloads: Path, request: pytest.FixtureRequest
 ) -> None:
     """With credentials that may only read and list (SeaweedFS's read-only identity; elsewhere the real filesystem
-    refusing every write), download, read, read_manifest, versions and verify work, and nothing even tries to write."""
+    refusing every write), download, read, read_manifest, versions, verify and diff work, and nothing tries to write."""
     destination = make_destination(backend)
-    published = await destination.publisher().publish(MESSY)
+    writer = destination.publisher(key="Barcode")
+    first = await writer.publish(MESSY[1:])
+    published = await writer.publish(MESSY)
     before = {rel: destination.read(rel) for rel in destination.files()}
     if backend == "seaweedfs":
         options = request.getfixturevalue("seaweedfs_reader_options")
@@ -273,8 +275,10 @@ async def test_reads_need_only_read_and_list_permissions(
     assert reader.download_sync(downloads / "books.csv.gz").sha256 == published.sha256
     assert await read_all(reader) == list(reader.read_sync()) == as_lists(MESSY)
     assert (await reader.read_manifest(published.version)).sha256 == published.sha256
-    assert [v.version for v in await reader.versions()] == [published.version]
+    assert [v.version for v in await reader.versions()] == [published.version, first.version]
     assert (await reader.verify(strict=True)).version == published.version
+    changes = await reader.diff(first.version, "latest")  # what changed, from the key files alone
+    assert (changes.added, changes.removed, changes.changed, changes.added_examples) == (1, 0, 0, ("1",))
     if refusals is not None:
         assert refusals.seen == []  # not a write was tried, refused or swallowed
     with pytest.raises(AccessDeniedError):  # and these credentials really cannot write

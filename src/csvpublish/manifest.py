@@ -23,6 +23,7 @@ compressed or not) or, after gunzip, with ``csv_sha256``::
                "distinct_keys": 50, "duplicate_keys": 0},
       "changes": {"previous_version": "20261125_053708", "added": 1, "removed": 0,  (with key=)
                   "changed": 2, "unchanged": 47, "duplicate_keys": 0, ...}
+      "parts": [{"partition": 0, "offset": 0, "size": ..., "sha256": ..., ...}, ...]   (partitioned publishes)
     }
 
 ``changes`` is ``{"previous_version": ..., "unknown": "<why>"}`` when the previous latest
@@ -75,6 +76,9 @@ class Manifest:
     """The version's key file (a keyed publish): its name, sha256, size, key columns and counts."""
     changes: dict[str, Any] | None = None
     """What changed since the previous latest (:meth:`csvpublish.changes.ChangeSummary.to_dict`), or why unknown."""
+    parts: list[dict[str, Any]] | None = None
+    """A partitioned publish's partitions, in order: each one gzip member with its offset, size, sha256,
+    CSV size and sha256 and record count (``csvpublish.partitions.PartReceipt.describe``); None otherwise."""
     format: str = FORMAT
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -82,7 +86,7 @@ class Manifest:
         data = asdict(self)
         if not data["extra"]:
             del data["extra"]
-        for optional in ("restored_at", "column_types", "dialect", "keys", "changes"):
+        for optional in ("restored_at", "column_types", "dialect", "keys", "changes", "parts"):
             if data[optional] is None:
                 del data[optional]
         ordered = {"format": data.pop("format"), **data}

@@ -11,6 +11,7 @@
     reading.py       verified reads: download, rows, manifests (reads and lists only)
     maintenance.py   restore, prune, cleanup (one helper per kind of leftover)
     keyed.py         key files of keyed publishes, and diff
+    partitioned.py   one snapshot from many workers: begin -> parts -> assemble -> digest -> promote
     common.py        Target: the name and storage every step works on
 
 >>> import asyncio
@@ -32,7 +33,7 @@ from csvpublish._sync import run_sync
 from csvpublish.changes import ChangeSummary, key_columns
 from csvpublish.compression import DEFAULT_LEVEL, GzipCompressor
 from csvpublish.dialect import Dialect
-from csvpublish.errors import InputError, MissingInputError, SnapshotRejectedError
+from csvpublish.errors import InputError
 from csvpublish.manifest import Manifest
 from csvpublish.naming import Layout, validate_name
 from csvpublish.pipeline import Progress
@@ -46,6 +47,7 @@ from .common import ARCHIVE_CACHE_CONTROL, LATEST_CACHE_CONTROL, CachePolicy, Ta
 from .flow import PublishFlow, PublishOptions, Source
 from .keyed import diff
 from .maintenance import Maintenance
+from .partitioned import PartitionedPublish
 from .reading import DownloadTo, Reading
 from .sharing import Sharer
 from .verify import Verifier
@@ -164,8 +166,7 @@ class Publisher:
         return f"Publisher({self.storage.uri()!r}, name={self.name!r}, compression={self.compression})"
 
     def _target(self) -> Target:
-        key = getattr(self, "key", None)  # the descriptors' primaryKey, when the publisher has a key
-        return Target(self.storage, self.name, self.layout, self.lock_timeout, self.stale_after, self.cache, key)
+        return Target(self.storage, self.name, self.layout, self.lock_timeout, self.stale_after, self.cache, self.key)
 
     def _flow(self) -> PublishFlow:
         options = PublishOptions(
@@ -214,14 +215,29 @@ class Publisher:
             MissingInputError: ``csv_path`` does not exist.
             SnapshotRejectedError: the file is empty, or has fewer than ``min_records`` rows.
         """
-        path = Path(csv_path)
-        if not path.is_file():
-            if path.exists():
-                raise InputError(f"{path} is not a file; give the path of a CSV file")
-            raise MissingInputError(f"{path}: no such CSV file; export it first or fix the path")
-        if path.stat().st_size == 0:
-            raise SnapshotRejectedError(f"{path} is empty (0 bytes); refusing to publish it over the current latest")
-        return await self._flow().run(Source(csv_file=path, progress=progress))
+        return await self._flow().run(Source.of_file(Path(csv_path), progress))
+
+    async def begin_partitioned(
+        self, partitions: int, *, headers: Sequence[str] | None = None
+    ) -> PartitionedPublish:
+        """Start a publish whose CSV many workers write, one partition each, assembled by the store.
+
+        Hand the result's ``writer`` to the workers (``writer.write_sync(i, partition)``
+        returns a receipt), then ``commit(receipts)`` or ``abort()``: the same CSV as
+        publishing the partitions in index order in one process (one gzip member per
+        partition). ``headers`` names the columns (needed when a partition may be
+        empty). :func:`csvpublish.dask.publish_dask` does all of this for Dask.
+
+        Raises:
+            InputError: the destination cannot assemble parts (``memory://``), or ``partitions`` is out of range.
+        """
+        return await PartitionedPublish.begin(self._flow(), partitions, headers)
+
+    def begin_partitioned_sync(
+        self, partitions: int, *, headers: Sequence[str] | None = None
+    ) -> PartitionedPublish:
+        """Blocking :meth:`begin_partitioned`."""
+        return run_sync(self.begin_partitioned(partitions, headers=headers))
 
     # --- reading the published state -------------------------------------------------
 

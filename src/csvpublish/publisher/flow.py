@@ -33,7 +33,7 @@ from csvpublish._version import library_version
 from csvpublish.changes import ChangeSummary
 from csvpublish.compression import DEFAULT_LEVEL, GzipCompressor
 from csvpublish.dialect import Dialect
-from csvpublish.errors import SnapshotRejectedError
+from csvpublish.errors import InputError, MissingInputError, SnapshotRejectedError
 from csvpublish.manifest import CONTENT_TYPE as MANIFEST_TYPE
 from csvpublish.manifest import Manifest, utc_iso
 from csvpublish.pipeline import Progress, StreamStats
@@ -92,6 +92,17 @@ class Source:
     headers: Sequence[str] | None = None
     local_path: str | os.PathLike[str] | None = None
     progress: Progress | None = None
+
+    @classmethod
+    def of_file(cls, path: Path, progress: Progress | None) -> Source:
+        """An existing CSV file; :class:`InputError` or :class:`SnapshotRejectedError` when it cannot be one."""
+        if not path.is_file():
+            if path.exists():
+                raise InputError(f"{path} is not a file; give the path of a CSV file")
+            raise MissingInputError(f"{path}: no such CSV file; export it first or fix the path")
+        if path.stat().st_size == 0:
+            raise SnapshotRejectedError(f"{path} is empty (0 bytes); refusing to publish it over the current latest")
+        return cls(csv_file=path, progress=progress)
 
 
 @dataclass(frozen=True)

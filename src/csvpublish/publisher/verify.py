@@ -65,13 +65,15 @@ class Digest:
             self._count(data)
             yield data
             return
-        while data and not self.broken and not inflate.eof:
+        while data and not self.broken:
+            if inflate.eof:  # another gzip member: a partitioned publish writes one per partition
+                inflate = self.inflate = zlib.decompressobj(wbits=31)
             try:
                 piece = inflate.decompress(data, PIECE)
             except zlib.error:
                 self.broken = True
                 return
-            data = inflate.unconsumed_tail
+            data = inflate.unused_data if inflate.eof else inflate.unconsumed_tail
             if piece:
                 self._count(piece)
                 yield piece

@@ -23,6 +23,7 @@ from typing import Any
 
 from .backend import Capabilities, ObjectState, RunBlocking, Tagged, Upload, WriteOptions, Writer
 from .objectstore import ObjectStoreBackend
+from .parts import STAGED, PartedUpload, PartsWriter, Piece
 from .translate import HTTP
 
 logger = logging.getLogger("csvpublish")
@@ -129,6 +130,7 @@ class AzureBackend(ObjectStoreBackend):
         conditional_copy=True,
         cache_control=True,
         presigned_urls=True,  # a read-only SAS, signed with the account key
+        parallel_parts=True,  # blocks staged by every worker, one Put Block List (storage/azure_blocks.py)
     )
     errors = ERRORS
     stale_tag = '"0x0000000000000000"'
@@ -183,6 +185,23 @@ class AzureBackend(ObjectStoreBackend):
 
         assert run is not None, "the Azure writer sends its own requests: give it the storage's retries"
         return AzureWriter(self, full, options, part_size, run)
+
+    async def begin_parts(self, full: str, options: WriteOptions) -> str:
+        return STAGED  # blocks belong to the blob's name: nothing to start
+
+    def parts_writer(self, upload: PartedUpload, index: int, run: RunBlocking) -> PartsWriter:
+        from .azure_blocks import AzurePartsWriter
+
+        return AzurePartsWriter(self, upload, index, run)
+
+    async def assemble(self, upload: PartedUpload, pieces: builtins.list[tuple[Piece, ...]]) -> None:
+        from .azure_blocks import commit_blocks
+
+        await self.on_loop(commit_blocks(self.blob(upload.path), upload, pieces))
+        self.forget(upload.path)
+
+    async def abort_parts(self, upload: PartedUpload) -> None:
+        await self.on_loop(self.drop_uncommitted(upload.path))
 
     async def copy(self, src: str, dst: str, options: WriteOptions, size: int | None = None) -> None:
         """Copy Blob (server-side), replacing the copy's metadata; its headers follow ``options``.

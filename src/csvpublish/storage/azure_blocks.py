@@ -15,6 +15,7 @@ from fsspec.asyn import sync
 
 from .azure import ERRORS, AzureBackend, content_settings
 from .backend import RunBlocking, WriteOptions, Writer
+from .parts import PartedUpload, PartsWriter, Piece
 
 logger = logging.getLogger("csvpublish")
 
@@ -124,3 +125,29 @@ class AzureWriter(Writer):
             self.run(self.name, lambda: sync(self.fs.loop, self.backend.drop_uncommitted, self.full))
         except Exception as exc:  # best effort: cleanup() removes what is left
             logger.warning("could not drop the staged blocks of %s: %s", self.name, type(exc).__name__)
+
+
+class AzurePartsWriter(PartsWriter):
+    """A partition's blocks, staged on the blob under ids fixed by their part numbers (a retry stages them again)."""
+
+    def __init__(self, backend: AzureBackend, upload: PartedUpload, index: int, run: RunBlocking) -> None:
+        super().__init__(upload, index, run)
+        self.backend = backend
+
+    def send(self, number: int, nth: int, body: bytes) -> Piece:
+        block_id = f"part-{number:010d}"  # one length for every block of the blob, as Azure wants
+        client = self.backend.blob(self.upload.path)
+        fs = self.backend.fs
+        self.run(self.name, lambda: sync(fs.loop, client.stage_block, block_id, body, length=len(body)))
+        return Piece(number, len(body), block_id)
+
+
+async def commit_blocks(client: Any, upload: PartedUpload, pieces: builtins.list[tuple[Piece, ...]]) -> None:
+    """One Put Block List of every partition's blocks, in order (``If-None-Match: *`` when exclusive)."""
+    from azure.storage.blob import BlobBlock
+
+    blocks = [BlobBlock(block_id=piece.tag) for partition in pieces for piece in partition]
+    options = upload.options
+    headers = {"If-None-Match": "*"} if options.exclusive else {}
+    settings = content_settings(options.content_type, cache_control=options.cache_control)
+    await client.commit_block_list(blocks, content_settings=settings, headers=headers)

@@ -21,12 +21,15 @@ import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO, Any, ClassVar, Protocol, TypeVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from fsspec.asyn import AsyncFileSystem
 from fsspec.spec import AbstractFileSystem
 
 from .translate import GENERIC, ErrorCodes
+
+if TYPE_CHECKING:
+    from .parts import PartedUpload, PartsWriter, Piece
 
 T = TypeVar("T")
 W = TypeVar("W", bound="Writer")
@@ -66,9 +69,9 @@ class Capabilities:
     """Objects keep the ``Cache-Control`` header a write or a copy sets (:attr:`WriteOptions.cache_control`)."""
     presigned_urls: bool = False
     """Read URLs signed for a limited time, for readers without credentials (:meth:`Backend.share_url`)."""
-    # Seams for the next capabilities; False until a backend implements them (docs/architecture.md).
     parallel_parts: bool = False
-    """The parts of one object uploaded by several processes, then assembled by the service."""
+    """The parts of one object uploaded by several processes, then assembled by the service
+    (:mod:`csvpublish.storage.parts`: S3 multipart parts, GCS compose, Azure blocks, a local concatenation)."""
 
 
 @dataclass(frozen=True)
@@ -324,3 +327,24 @@ class Backend:
     async def abort_upload(self, upload: Upload) -> None:
         """Abort an unfinished upload found by :meth:`incomplete_uploads`."""
         raise NotImplementedError(f"{type(self).__name__} has no unfinished uploads")
+
+    # --- parts from several processes (Capabilities.parallel_parts; storage/parts.py) ----------
+
+    max_parts: ClassVar[int] = 10_000
+    """Parts one object may have (S3's limit; the numbers are shared out among the partitions)."""
+
+    async def begin_parts(self, full: str, options: WriteOptions) -> str:
+        """Start an upload of ``full`` in parts from several processes; its upload id."""
+        raise NotImplementedError(f"{type(self).__name__} cannot assemble parts")
+
+    def parts_writer(self, upload: PartedUpload, index: int, run: RunBlocking) -> PartsWriter:
+        """The blocking writer of partition ``index``'s parts, in any process."""
+        raise NotImplementedError(f"{type(self).__name__} cannot assemble parts")
+
+    async def assemble(self, upload: PartedUpload, pieces: list[tuple[Piece, ...]]) -> None:
+        """Make ``upload.path`` from every partition's pieces, in order; exclusive as its options say."""
+        raise NotImplementedError(f"{type(self).__name__} cannot assemble parts")
+
+    async def abort_parts(self, upload: PartedUpload) -> None:
+        """Drop every part and staged object of ``upload``; the object never appears."""
+        raise NotImplementedError(f"{type(self).__name__} cannot assemble parts")

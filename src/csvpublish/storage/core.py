@@ -338,7 +338,7 @@ class Storage:
 
         Returns ``(relative key, upload id, initiated)`` triples; other backends have none.
         """
-        if not self.capabilities.multipart_uploads:
+        if not (self.capabilities.multipart_uploads or self.capabilities.parallel_parts):  # staged parts too
             return []
         full = self.path(rel_prefix)
         uploads = await self.retrying(self.uri(rel_prefix), lambda: self.backend.incomplete_uploads(full))

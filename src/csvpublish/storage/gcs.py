@@ -7,11 +7,17 @@ import json
 from typing import Any
 from urllib.parse import quote
 
+from fsspec.asyn import sync
+
 from csvpublish.errors import InputError
 
-from .backend import Capabilities, ObjectState, Tagged, WriteOptions
+from .backend import Capabilities, ObjectState, RunBlocking, Tagged, Upload, WriteOptions
 from .objectstore import ObjectStoreBackend
+from .parts import STAGED, PartedUpload, PartsWriter, Piece, staging_of
 from .translate import HTTP
+
+COMPOSE_SOURCES = 32
+"""Objects one compose request joins at most: more are composed in a tree of intermediate objects."""
 
 
 def _code(exc: BaseException) -> str | None:
@@ -38,6 +44,7 @@ class GCSBackend(ObjectStoreBackend):
         conditional_copy=True,
         cache_control=True,
         presigned_urls=True,  # with a service account's key: see share_url
+        parallel_parts=True,  # staged objects, then compose
     )
     stale_tag = "1"  # generations are microsecond timestamps: 1 is none
     errors = HTTP.extend(code_of=_code, precondition_text=("conditionNotMet",))  # the reason of a failed precondition
@@ -182,3 +189,83 @@ class GCSBackend(ObjectStoreBackend):
                 f"these credentials ({kind}) have none; give token= a service-account key file (or its JSON) "
                 "or set GOOGLE_APPLICATION_CREDENTIALS to one"
             ) from None
+
+    # --- parts from several processes: staged objects, then compose in a tree ------------------
+
+    async def begin_parts(self, full: str, options: WriteOptions) -> str:
+        return STAGED
+
+    def parts_writer(self, upload: PartedUpload, index: int, run: RunBlocking) -> PartsWriter:
+        return GCSPartsWriter(self, upload, index, run)
+
+    async def assemble(self, upload: PartedUpload, pieces: list[tuple[Piece, ...]]) -> None:
+        """Compose the staged parts, 32 at a time, into ever fewer objects; the last compose makes the object."""
+        names = [piece.tag for partition in pieces for piece in partition]
+        level = 0
+        while len(names) > COMPOSE_SOURCES:
+            groups = [names[at : at + COMPOSE_SOURCES] for at in range(0, len(names), COMPOSE_SOURCES)]
+            names = [f"{upload.staging}/compose-{level}-{k:05d}" for k in range(len(groups))]
+            await asyncio.gather(*(self._compose(group, name, None) for group, name in zip(groups, names, strict=True)))
+            level += 1
+        await self._compose(names, upload.path, upload.options)
+        await self.abort_parts(upload)
+
+    async def _compose(self, sources: list[str], full: str, options: WriteOptions | None) -> None:
+        """One compose request (``options``: the object's own headers, and ``ifGenerationMatch=0`` if exclusive)."""
+        fs: Any = self.fs
+        bucket, key, _ = fs.split_path(full)
+        destination: dict[str, Any] = {}
+        condition: dict[str, Any] = {}
+        if options is not None:
+            destination = {"contentType": options.content_type or "application/octet-stream"}
+            if options.cache_control:
+                destination["cacheControl"] = options.cache_control
+            if options.exclusive:
+                condition["ifGenerationMatch"] = "0"
+        body = {"sourceObjects": [{"name": fs.split_path(name)[1]} for name in sources], "destination": destination}
+        await self.on_loop(
+            fs._call(
+                "POST", "b/{}/o/{}/compose", bucket, key, headers={"Content-Type": "application/json"}, json=body,
+                json_out=True, **condition,
+            )
+        )  # fmt: skip
+        fs.invalidate_cache(full)
+
+    async def abort_parts(self, upload: PartedUpload) -> None:
+        try:
+            await self.call("rm", upload.staging, recursive=True)
+        except FileNotFoundError:
+            pass
+        self.fs.invalidate_cache(upload.staging)
+
+    async def incomplete_uploads(self, full_prefix: str) -> list[Upload]:
+        """Staging folders of partitioned uploads under ``full_prefix`` (GCS lists no resumable sessions)."""
+        fs: Any = self.fs
+        bucket, prefix, _ = fs.split_path(full_prefix)
+        found: set[str] = set()
+        token = None
+        while True:
+            page = await self.on_loop(fs._call("GET", "b/{}/o", bucket, prefix=prefix, pageToken=token, json_out=True))
+            for item in page.get("items", []):
+                head, marker, _ = str(item["name"]).partition(".parts/")
+                if marker and "/" not in head[len(prefix) :]:
+                    found.add(f"{bucket}/{head}")
+            token = page.get("nextPageToken")
+            if not token:
+                return [Upload(path, STAGED) for path in sorted(found)]
+
+    async def abort_upload(self, upload: Upload) -> None:
+        await self.abort_parts(PartedUpload(upload.path, upload.upload_id, WriteOptions(), stride=1))
+
+
+class GCSPartsWriter(PartsWriter):
+    """Each part an object of the staging folder (a retry uploads the same object again)."""
+
+    def __init__(self, backend: GCSBackend, upload: PartedUpload, index: int, run: RunBlocking) -> None:
+        super().__init__(upload, index, run)
+        self.fs: Any = backend.fs
+
+    def send(self, number: int, nth: int, body: bytes) -> Piece:
+        path = f"{staging_of(self.upload.path)}/{number:06d}"
+        self.run(self.name, lambda: sync(self.fs.loop, self.fs._pipe_file, path, body))
+        return Piece(number, len(body), path, staged=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import os
+import shutil
 from typing import Any
 
 from fsspec.implementations.local import LocalFileSystem
@@ -12,7 +14,8 @@ from fsspec.spec import AbstractFileSystem
 
 from csvpublish.errors import InputError
 
-from .backend import Backend, Capabilities, RunBlocking, WriteOptions, Writer, committing, temp_name
+from .backend import Backend, Capabilities, RunBlocking, Upload, WriteOptions, Writer, committing, temp_name
+from .parts import STAGED, STAGING_SUFFIX, PartedUpload, PartsWriter, Piece, staging_of
 
 logger = logging.getLogger("csvpublish")
 
@@ -20,7 +23,7 @@ logger = logging.getLogger("csvpublish")
 class LocalBackend(Backend):
     """``file://`` and plain paths."""
 
-    capabilities = Capabilities(server_side_copy=True, writer_pids=True)
+    capabilities = Capabilities(server_side_copy=True, writer_pids=True, parallel_parts=True)
 
     def display_uri(self, full: str) -> str:
         return full
@@ -43,6 +46,65 @@ class LocalBackend(Backend):
 
     async def copy(self, src: str, dst: str, options: WriteOptions, size: int | None = None) -> None:
         await asyncio.to_thread(_copy, self.fs, src, dst)
+
+    # --- parts from several processes: files of a staging folder, concatenated --------------
+
+    async def begin_parts(self, full: str, options: WriteOptions) -> str:
+        await asyncio.to_thread(os.makedirs, staging_of(full), exist_ok=True)
+        return STAGED
+
+    def parts_writer(self, upload: PartedUpload, index: int, run: RunBlocking) -> PartsWriter:
+        return LocalPartsWriter(self, upload, index, run)
+
+    async def assemble(self, upload: PartedUpload, pieces: builtins.list[tuple[Piece, ...]]) -> None:
+        def concatenate() -> None:
+            with committing(LocalWriter(self.fs, upload.path, upload.options.exclusive)) as writer:
+                for piece in (p for partition in pieces for p in partition):
+                    with open(piece.tag, "rb") as part:
+                        shutil.copyfileobj(part, writer.handle, 2**20)
+            shutil.rmtree(upload.staging, ignore_errors=True)
+
+        await asyncio.to_thread(concatenate)
+
+    async def abort_parts(self, upload: PartedUpload) -> None:
+        await asyncio.to_thread(shutil.rmtree, upload.staging, True)
+
+    async def incomplete_uploads(self, full_prefix: str) -> builtins.list[Upload]:
+        folder, _, start = full_prefix.rpartition("/")
+
+        def staged() -> builtins.list[Upload]:
+            try:
+                names = os.listdir(folder or ".")
+            except FileNotFoundError:
+                return []
+            return [
+                Upload(f"{folder}/{name.removesuffix(STAGING_SUFFIX)}", STAGED)
+                for name in sorted(names)
+                if name.startswith(start) and name.endswith(STAGING_SUFFIX) and os.path.isdir(f"{folder}/{name}")
+            ]
+
+        return await asyncio.to_thread(staged)
+
+    async def abort_upload(self, upload: Upload) -> None:
+        await asyncio.to_thread(shutil.rmtree, staging_of(upload.path), True)
+
+
+class LocalPartsWriter(PartsWriter):
+    """Each part a file of the staging folder, written as any local file (temp, fsync, rename)."""
+
+    def __init__(self, backend: LocalBackend, upload: PartedUpload, index: int, run: RunBlocking) -> None:
+        super().__init__(upload, index, run)
+        self.fs = backend.fs
+
+    def send(self, number: int, nth: int, body: bytes) -> Piece:
+        path = f"{self.upload.staging}/{number:06d}"
+
+        def put() -> None:
+            with committing(LocalWriter(self.fs, path, exclusive=False)) as writer:  # a retry rewrites the same
+                writer.write(body)
+
+        self.run(self.name, put)
+        return Piece(number, len(body), path, staged=True)
 
 
 class LocalWriter(Writer):

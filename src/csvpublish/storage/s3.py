@@ -17,7 +17,8 @@ from fsspec.asyn import sync
 from csvpublish.errors import InputError
 
 from .backend import Capabilities, ObjectState, RunBlocking, Tagged, Upload, WriteOptions, Writer
-from .objectstore import ObjectStoreBackend
+from .parts import STAGED
+from .s3_parts import S3Parts
 from .translate import HTTP
 
 logger = logging.getLogger("csvpublish")
@@ -84,7 +85,7 @@ ERRORS = HTTP.extend(
 )
 
 
-class S3Backend(ObjectStoreBackend):
+class S3Backend(S3Parts):
     """``s3://`` and ``s3a://``."""
 
     capabilities = Capabilities(
@@ -96,6 +97,7 @@ class S3Backend(ObjectStoreBackend):
         conditional_copy=True,
         cache_control=True,
         presigned_urls=True,
+        parallel_parts=True,  # storage/s3_parts.py
     )
     errors = ERRORS
     header_loggers = ("botocore.auth", "botocore.endpoint")  # Authorization, X-Amz-Security-Token, signatures
@@ -108,11 +110,6 @@ class S3Backend(ObjectStoreBackend):
         if not isinstance(client_kwargs, dict):
             raise InputError("the storage option client_kwargs must be a mapping (a JSON object)")
         return {**options, "client_kwargs": {**client_kwargs, "endpoint_url": endpoint_url}}
-
-    async def s3(self, method: str, **kwargs: Any) -> Any:
-        """One S3 API call through s3fs (its error translation included)."""
-        fs: Any = self.fs
-        return await self.on_loop(fs._call_s3(method, **kwargs))
 
     async def probe_bucket(self, bucket: str) -> None:
         # Ask the service itself: a plain exists() answers False for any error,
@@ -252,14 +249,16 @@ class S3Backend(ObjectStoreBackend):
             for upload in page.get("Uploads", []):
                 out.append(Upload(f"{bucket}/{upload['Key']}", upload["UploadId"], upload.get("Initiated")))
             if not page.get("IsTruncated"):
-                return out
+                return out + await self.staged_uploads(full_prefix)
             kwargs["KeyMarker"] = page.get("NextKeyMarker")
             kwargs["UploadIdMarker"] = page.get("NextUploadIdMarker")
 
     async def abort_upload(self, upload: Upload) -> None:
         fs: Any = self.fs
         bucket, key, _ = fs.split_path(upload.path)
-        await self.s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload.upload_id)
+        if upload.upload_id != STAGED:
+            await self.s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload.upload_id)
+        await self.drop_staging(upload.path)
 
 
 _NEEDS = "give an access key (key= and secret=, a profile, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
