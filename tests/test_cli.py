@@ -333,6 +333,19 @@ def test_get_downloads_to_a_file_or_stdout_checked(tmp_path: Path, books: Path) 
     assert (work / f"books_{first['version']}.csv.gz").read_bytes() == stored
 
 
+def test_get_datapackage_writes_a_descriptor_that_frictionless_validates(tmp_path: Path, books: Path) -> None:
+    """``get --decompress --datapackage`` leaves the CSV and ``books.datapackage.json`` describing it, valid."""
+    import frictionless
+
+    dest, work = tmp_path / "published", tmp_path / "work"
+    work.mkdir()
+    assert run("publish", str(books), str(dest)).returncode == 0
+    got = run("get", str(dest), "--name", "books", "--decompress", "--datapackage", "-o", "books.csv", cwd=work)
+    assert got.returncode == 0, got.stderr
+    assert f"package:  {work / 'books.datapackage.json'}" in got.stdout
+    assert frictionless.validate(str(work / "books.datapackage.json")).valid
+
+
 def test_get_of_a_tampered_latest_exits_1_and_leaves_no_file(tmp_path: Path, books: Path) -> None:
     """A latest that does not match its manifest: exit 1 with one line and no file; on stdout, the line says discard."""
     dest, work = tmp_path / "published", tmp_path / "work"

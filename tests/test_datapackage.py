@@ -193,3 +193,38 @@ async def test_a_failed_latest_descriptor_write_keeps_the_publish(
     third = await publisher.publish(rows(10, "third"))
     fixed = assert_describes(destination, "books.datapackage.json", "books_latest.csv.gz")
     assert fixed["hash"] == f"sha256:{third.sha256}"
+
+
+@pytest.mark.parametrize("backend", backends())
+@pytest.mark.parametrize("decompress", [False, True], ids=["stored", "decompressed"])
+async def test_a_download_with_its_descriptor_validates_until_it_is_changed(
+    make_destination: Any, backend: str, decompress: bool, tmp_path: Path
+) -> None:
+    """``download(..., datapackage=True)`` from any backend writes a descriptor of the file it wrote (as stored or
+    decompressed) that ``frictionless.validate`` passes, with the publisher's key, and fails once the file changes."""
+    destination = make_destination(backend)
+    await destination.publisher(key="Barcode").publish(rows(30))
+    folder = tmp_path / "consumer"
+    folder.mkdir()
+    name = "books.csv" if decompress else "books.csv.gz"
+    result = await destination.publisher(key="Barcode").download(folder / name, decompress=decompress, datapackage=True)
+    assert result.descriptor == str(folder / "books.datapackage.json")
+    resource = json.loads(Path(result.descriptor).read_text())["resources"][0]
+    assert (resource["path"], resource["bytes"]) == (name, (folder / name).stat().st_size)
+    assert ("compression" in resource) is not decompress
+    assert resource["schema"]["primaryKey"] == ["Barcode"]
+    assert validate(Path(result.descriptor)).valid
+    (folder / name).write_bytes((folder / name).read_bytes() + b"\0")  # frictionless raises on a cut gzip
+    assert not validate(Path(result.descriptor)).valid
+
+
+async def test_a_descriptor_needs_a_path_to_describe(make_destination: Any) -> None:
+    """A download to a stream cannot carry a descriptor: InputError, before anything is read."""
+    import io
+
+    from csvpublish import InputError
+
+    destination = make_destination("memory")
+    await destination.publisher().publish(rows(3))
+    with pytest.raises(InputError, match="give a path"):
+        await destination.publisher().download(io.BytesIO(), datapackage=True)

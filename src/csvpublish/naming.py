@@ -221,4 +221,5 @@ class Layout:
 
     def is_temp_of(self, basename: str) -> bool:
         """True for a temp file left by a local write of one of this name's objects (locks included)."""
-        return basename.startswith((f".{self.name}_", f".{self.name}.latest.lock")) and basename.endswith(".tmp")
+        prefixes = (f".{self.name}_", f".{self.name}.latest.lock", f".{self.descriptor}")
+        return basename.startswith(prefixes) and basename.endswith(".tmp")

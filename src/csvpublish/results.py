@@ -121,6 +121,8 @@ class DownloadResult:
     """The manifest the bytes matched."""
     notes: list[str] = field(default_factory=list)
     """Things worth knowing that are not problems, such as a promotion in progress."""
+    descriptor: str | None = None
+    """With ``datapackage=True``: the path of the Data Package descriptor written beside the file."""
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}

@@ -138,13 +138,16 @@ async def cmd_get(publisher: Publisher, args: argparse.Namespace, output: Output
     if args.output == "-":
         return await _get_to_stdout(publisher, args, output)
     path = args.output or await _file_name(publisher, args)
-    result = await publisher.download(path, version=args.version, decompress=args.decompress)
+    result = await publisher.download(
+        path, version=args.version, decompress=args.decompress, datapackage=args.datapackage
+    )
     output.data(result.to_dict())
     output.text(
         f"downloaded {publisher.name} version {result.version} to {result.path}: "
         f"{records_text(result.record_count)}, {size_text(result.size)}",
         f"  from:     {result.uri}",
         f"  sha256:   {result.sha256} (matches its manifest)",
+        *([f"  package:  {result.descriptor}"] if result.descriptor else []),
         *(f"  note:     {note}" for note in result.notes),
     )
     return EXIT_OK

@@ -278,7 +278,8 @@ def _add_get(sub: Any, common: argparse.ArgumentParser) -> None:
         "Needs read and list permissions only.",
         example="  csvpublish get s3://my-bucket/exports --name books\n"
         "  csvpublish get ./published --name books --version 20261126_053708 -o old.csv.gz\n"
-        "  csvpublish get ./published --name books --decompress -o - | head",
+        "  csvpublish get ./published --name books --decompress -o - | head\n"
+        "  csvpublish get ./published --name books --datapackage   # for frictionless validate",
     )
     _add_destination_and_name(p)
     p.add_argument("--version", dest="version", metavar="VERSION", help="download this archived version")
@@ -286,6 +287,11 @@ def _add_get(sub: Any, common: argparse.ArgumentParser) -> None:
         "-o", "--output", metavar="FILE", help="where to write it, '-' for stdout (default: the object's file name)"
     )
     p.add_argument("--decompress", action="store_true", help="write the CSV of a .csv.gz (checked too)")
+    p.add_argument(
+        "--datapackage",
+        action="store_true",
+        help="also write a Data Package descriptor of FILE beside it (FILE's stem + .datapackage.json)",
+    )
 
 
 def _add_show(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -282,10 +282,14 @@ class Publisher:
         return await Sharer(self._target()).share_url(version, expires=expires)
 
     async def download(
-        self, path: DownloadTo, *, version: str | VersionInfo | None = None, decompress: bool = False
-    ) -> DownloadResult:
-        """Write the latest (or ``version``) to ``path`` atomically, checked as it streams (see ``reading.py``)."""
-        return await Reading(self._target()).download(path, version, decompress=decompress)
+        self, path: DownloadTo, *, version: str | VersionInfo | None = None, decompress: bool = False,
+        datapackage: bool = False,
+    ) -> DownloadResult:  # fmt: skip
+        """Write the latest (or ``version``) to ``path`` atomically, checked as it streams (see ``reading.py``).
+
+        ``datapackage=True`` writes a Data Package descriptor of the file beside it (``books.datapackage.json``).
+        """
+        return await Reading(self._target()).download(path, version, decompress=decompress, datapackage=datapackage)
 
     def read(self, version: str | VersionInfo | None = None) -> AsyncIterator[list[str]]:
         """The data rows of the latest (or ``version``), streamed and checked; the header is the manifest's columns."""
@@ -303,10 +307,8 @@ class Publisher:
         Streams both versions' key files (written by keyed publishes) in O(1) memory; ``key``
         defaults to the publisher's, else the versions' own.
 
-        Raises:
-            VersionNotFoundError: either version has no manifest.
-            InputError: either version has no key file of that key (published without ``key=``).
-            IntegrityError: a key file does not match its manifest.
+        Raises VersionNotFoundError (no manifest), InputError (no key file of that key: published
+        without ``key=``) or IntegrityError (a key file does not match its manifest).
         """
         return await diff(self._target(), old, new, key_columns(key) or self.key)
 

@@ -18,15 +18,16 @@ import csv
 import io
 import os
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from csvpublish._sync import run_sync
+from csvpublish.datapackage import descriptor_json
 from csvpublish.dialect import Dialect
-from csvpublish.errors import IntegrityError
+from csvpublish.errors import InputError, IntegrityError
 from csvpublish.manifest import Manifest
 from csvpublish.results import DownloadResult, VersionInfo
-from csvpublish.storage import PART_SIZE, Storage, Writer
+from csvpublish.storage import PART_SIZE, Storage, Writer, committing
 from csvpublish.storage.local import local_writer
 
 from .common import Target
@@ -203,9 +204,11 @@ class Reading:
         return manifest, notes
 
     async def download(
-        self, to: DownloadTo, version: str | VersionInfo | None, *, decompress: bool
+        self, to: DownloadTo, version: str | VersionInfo | None, *, decompress: bool, datapackage: bool = False
     ) -> DownloadResult:
         """See :meth:`Publisher.download`."""
+        if datapackage and not isinstance(to, (str, os.PathLike)):
+            raise InputError("datapackage=True describes a downloaded file: give a path, not a stream")
         plan = await self.plan(version)
         path: str | None = None
         writer: Writer | None = None
@@ -226,6 +229,9 @@ class Reading:
                 writer.discard()
             raise
         plain = decompress and plan.compressed
+        descriptor = None
+        if datapackage and path is not None:
+            descriptor = await asyncio.to_thread(self._describe, manifest, path, plain)
         return DownloadResult(
             path=path,
             uri=plan.uri,
@@ -236,7 +242,18 @@ class Reading:
             record_count=manifest.record_count,
             manifest=manifest,
             notes=notes,
+            descriptor=descriptor,
         )
+
+    def _describe(self, manifest: Manifest, path: str, plain: bool) -> str:
+        """Write the Data Package descriptor of the file at ``path`` beside it (atomically); its path."""
+        written = replace(manifest, size=manifest.csv_size, sha256=manifest.csv_sha256, compression=None)
+        folder, name = os.path.split(path)
+        target = os.path.join(folder, name.split(".", 1)[0] + ".datapackage.json")
+        body = descriptor_json(written if plain else manifest, name, primary_key=self.target.primary_key)
+        with committing(local_writer(target)) as writer:
+            writer.write(body)
+        return target
 
     async def rows(self, version: str | VersionInfo | None) -> AsyncIterator[Row]:
         """See :meth:`Publisher.read`: the engine's batches pulled in a worker thread."""
