@@ -29,14 +29,26 @@ from .test_partitioned import HEADERS, big, rows, visible
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers need not import the tests
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[Client]:
-    """One LocalCluster per module: 2 worker processes, 1 thread each."""
+def local_cluster() -> Iterator[Client]:
+    # dashboard on a free port: None still binds 8787, which another run on the machine may hold
     with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
         Client(cluster) as connected,
     ):
         yield connected
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Client]:
+    """One LocalCluster per module: 2 worker processes, 1 thread each."""
+    yield from local_cluster()
+
+
+@pytest.fixture
+def own_client() -> Iterator[Client]:
+    """A LocalCluster of its own (2 worker processes) for a test that kills a worker: seen in CI, a cluster
+    whose workers had been killed and restarted by earlier tests could hang the next killed worker's retry."""
+    yield from local_cluster()
 
 
 def messy_partition(i: int) -> pd.DataFrame:
@@ -131,7 +143,7 @@ def records_with_a_killer(marker: str) -> list[list[dict[str, Any]]]:
 
 @pytest.mark.parametrize("backend", backends("shared_by_processes"))
 def test_a_worker_killed_mid_upload_is_retried_into_a_correct_snapshot(
-    backend: str, make_destination: Any, client: Client, tmp_path: Path
+    backend: str, make_destination: Any, own_client: Client, tmp_path: Path
 ) -> None:
     """Dask reruns the partition of a killed worker; its parts, uploaded again under the same numbers, are harmless."""
     destination = make_destination(backend)
@@ -140,7 +152,7 @@ def test_a_worker_killed_mid_upload_is_retried_into_a_correct_snapshot(
     bag = db.from_sequence(range(4), npartitions=4).map_partitions(
         lambda index, marker=marker: records_with_a_killer(marker)[index[0]]
     )
-    result = publish_dask(bag, publisher, headers=HEADERS, client=client)
+    result = publish_dask(bag, publisher, headers=HEADERS, client=own_client)
     assert os.path.exists(marker), "the worker was never killed"
     expected = single_csv(tmp_path, [r for p in records_with_a_killer(marker) for r in p])
     assert gzip.decompress(destination.read("books_latest.csv.gz")) == expected
