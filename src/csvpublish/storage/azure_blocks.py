@@ -14,7 +14,7 @@ from typing import Any
 from fsspec.asyn import sync
 
 from .azure import ERRORS, AzureBackend, content_settings
-from .backend import RunBlocking, WriteOptions, Writer
+from .backend import PartBuffer, RunBlocking, WriteOptions, Writer
 from .parts import PartedUpload, PartsWriter, Piece
 
 logger = logging.getLogger("csvpublish")
@@ -39,8 +39,7 @@ class AzureWriter(Writer):
         self.run = run
         self.options = options
         self.part_size = part_size
-        self.pending: builtins.list[bytes] = []
-        self.pending_size = 0
+        self.pending = PartBuffer()
         self.blocks: builtins.list[str] = []
         self.md5 = hashlib.md5(usedforsecurity=False)  # stored as the blob's Content-MD5, as Put Blob does
         self.finished = False
@@ -53,16 +52,10 @@ class AzureWriter(Writer):
         """Buffer ``data``; stage a block once ``part_size`` bytes are waiting."""
         if not data:
             return
-        self.pending.append(bytes(data))
-        self.pending_size += len(data)
+        self.pending.add(data)
         self.md5.update(data)
-        if self.pending_size >= self.part_size:
-            self._stage(self._take())
-
-    def _take(self) -> bytes:
-        body = b"".join(self.pending)
-        self.pending, self.pending_size = [], 0
-        return body
+        if self.pending.size >= self.part_size:
+            self._stage(self.pending.take())
 
     def _stage(self, body: bytes) -> None:
         block_id = uuid.uuid4().hex  # fixed length, as Azure wants for every block of a blob
@@ -72,10 +65,10 @@ class AzureWriter(Writer):
     def commit(self) -> None:
         try:
             if not self.blocks:
-                self._put(self._take())
+                self._put(self.pending.take())
             else:
                 if self.pending:
-                    self._stage(self._take())
+                    self._stage(self.pending.take())
                 self._commit_blocks()
             self.finished = True
         except Exception as exc:
@@ -117,7 +110,7 @@ class AzureWriter(Writer):
             return False
 
     def discard(self) -> None:
-        self.pending, self.pending_size = [], 0
+        self.pending.clear()
         if self.finished or not self.blocks:
             return
         self.blocks = []

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from csvpublish.errors import InputError
 
-from .backend import PART_SIZE, RunBlocking, WriteOptions, Writer
+from .backend import PART_SIZE, PartBuffer, RunBlocking, WriteOptions, Writer
 
 if TYPE_CHECKING:
     from .core import Storage
@@ -98,8 +98,7 @@ class PartsWriter(Writer):
         self.upload = upload
         self.index = index
         self.run = run
-        self.pending: builtins.list[bytes] = []
-        self.pending_size = 0
+        self.pending = PartBuffer()
         self.ready: bytes | None = None
         self.pieces: builtins.list[Piece] = []
 
@@ -110,11 +109,9 @@ class PartsWriter(Writer):
     def write(self, data: bytes) -> None:
         if not data:
             return
-        self.pending.append(bytes(data))
-        self.pending_size += len(data)
-        if self.pending_size >= self.upload.target(len(self.pieces) + (self.ready is not None)):
-            body = b"".join(self.pending)
-            self.pending, self.pending_size = [], 0
+        self.pending.add(data)
+        if self.pending.size >= self.upload.target(len(self.pieces) + (self.ready is not None)):
+            body = self.pending.take()
             if not self.min_part:
                 self._send(body)
                 return
@@ -133,8 +130,8 @@ class PartsWriter(Writer):
 
     def finish(self) -> tuple[Piece, ...]:
         """Send what is left (the last part, of any size) and return the partition's pieces in order."""
-        last = (self.ready or b"") + b"".join(self.pending)
-        self.ready, self.pending, self.pending_size = None, [], 0
+        last = (self.ready or b"") + self.pending.take()
+        self.ready = None
         if last:
             self._send(last)
         return tuple(self.pieces)
@@ -144,7 +141,8 @@ class PartsWriter(Writer):
 
     def discard(self) -> None:
         """Drop what is buffered; parts already sent go with the whole upload's abort."""
-        self.ready, self.pending, self.pending_size = None, [], 0
+        self.ready = None
+        self.pending.clear()
 
 
 class Parts:

@@ -16,7 +16,7 @@ from fsspec.asyn import sync
 
 from csvpublish.errors import InputError
 
-from .backend import Capabilities, ObjectState, RunBlocking, Tagged, Upload, WriteOptions, Writer
+from .backend import Capabilities, ObjectState, PartBuffer, RunBlocking, Tagged, Upload, WriteOptions, Writer
 from .parts import STAGED
 from .s3_parts import S3Parts
 from .translate import HTTP
@@ -293,8 +293,7 @@ class S3Writer(Writer):
         self.headers = backend.headers(options)
         self.match: dict[str, Any] = {"IfNoneMatch": "*"} if options.exclusive else {}
         self.part_size = part_size
-        self.pending: builtins.list[bytes] = []  # joined once per part: one copy of the part's bytes
-        self.pending_size = 0
+        self.pending = PartBuffer()
         self.parts: builtins.list[dict[str, Any]] = []
         self.upload_id: str | None = None
         self.finished = False
@@ -316,15 +315,9 @@ class S3Writer(Writer):
         """
         if not data:
             return
-        self.pending.append(bytes(data))
-        self.pending_size += len(data)
-        if self.pending_size >= part_target(self.part_size, len(self.parts)):
-            self._upload_part(self._take())
-
-    def _take(self) -> bytes:
-        body = b"".join(self.pending)
-        self.pending, self.pending_size = [], 0
-        return body
+        self.pending.add(data)
+        if self.pending.size >= part_target(self.part_size, len(self.parts)):
+            self._upload_part(self.pending.take())
 
     def _upload_part(self, body: bytes) -> None:
         if self.upload_id is None:
@@ -336,10 +329,10 @@ class S3Writer(Writer):
     def commit(self) -> None:
         try:
             if self.upload_id is None:
-                self._put(self._take())
+                self._put(self.pending.take())
             else:
                 if self.pending:
-                    self._upload_part(self._take())
+                    self._upload_part(self.pending.take())
                 # CompleteMultipartUpload is idempotent for one upload id, so retrying it is safe
                 self._s3(
                     "complete_multipart_upload",
@@ -372,7 +365,7 @@ class S3Writer(Writer):
         return bool(etag.strip('"') == hashlib.md5(body, usedforsecurity=False).hexdigest())
 
     def discard(self) -> None:
-        self.pending, self.pending_size = [], 0
+        self.pending.clear()
         if self.finished or self.upload_id is None:
             return
         upload_id, self.upload_id = self.upload_id, None
