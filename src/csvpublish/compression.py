@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -151,11 +151,15 @@ class Gunzip:
 
     def decompress(self, data: bytes) -> bytes:
         """The CSV bytes of ``data``; raises one of :attr:`errors` for bytes that are not gzip."""
-        out: list[bytes] = []
+        return b"".join(self.pieces(data, 0))
+
+    def pieces(self, data: bytes, size: int) -> Iterator[bytes]:
+        """The CSV bytes of ``data`` in pieces of at most ``size`` (0: any size); raises as :meth:`decompress`."""
         while data:
             if self._inflate.eof:
                 self._inflate = self._module.decompressobj(wbits=31)
             self._started = True
-            out.append(self._inflate.decompress(data))
-            data = self._inflate.unused_data if self._inflate.eof else b""
-        return b"".join(out)
+            piece = self._inflate.decompress(data, size)
+            data = self._inflate.unused_data if self._inflate.eof else self._inflate.unconsumed_tail
+            if piece:
+                yield piece

@@ -26,11 +26,11 @@ from fsspec.spec import AbstractFileSystem
 
 from . import pipeline
 from ._sync import run_sync
-from .compression import Gunzip, GzipCompressor
+from .compression import GzipCompressor
 from .dialect import Dialect
 from .errors import IntegrityError
+from .publisher.verify import Digest as Hasher
 from .retry import RetryPolicy
-from .rows import RecordCounter
 from .storage import Storage
 from .storage.parts import PartedUpload, Parts, Piece
 
@@ -163,26 +163,16 @@ class Digester:
         return st.blocking(st.uri(self.rel), lambda: self._read(st))
 
     def _read(self, st: Storage) -> Digest:
-        whole, plain, counter = hashlib.sha256(), hashlib.sha256(), RecordCounter(header=self.header)
-        inflate = Gunzip() if self.compressed else None
-        broken: tuple[type[Exception], ...] = inflate.errors if inflate is not None else ()
-        bounds = _Bounds(self.sizes)
-        size = csv_size = 0
+        hasher, bounds = Hasher(compressed=self.compressed, header=self.header), _Bounds(self.sizes)
         with st.open_reader(self.rel) as handle:
             while chunk := handle.read(READ_BLOCK):
-                size += len(chunk)
-                whole.update(chunk)
                 bounds.feed(chunk)
-                try:
-                    data = inflate.decompress(chunk) if inflate is not None else chunk
-                except broken as exc:
-                    raise IntegrityError(f"{st.uri(self.rel)} is not a complete gzip stream ({exc})") from None
-                csv_size += len(data)
-                plain.update(data)
-                counter.feed(data)
-        if inflate is not None and not inflate.complete:
-            raise IntegrityError(f"{st.uri(self.rel)} ends inside a gzip member")
-        return Digest(size, whole.hexdigest(), csv_size, plain.hexdigest(), counter.records, bounds.hashes())
+                for _ in hasher.feed(chunk):
+                    pass
+        m = hasher.measurement()
+        if m.csv_sha256 is None or m.records is None or m.csv_size is None:
+            raise IntegrityError(f"{st.uri(self.rel)} is not a complete gzip stream")
+        return Digest(m.size, m.sha256, m.csv_size, m.csv_sha256, m.records, bounds.hashes())
 
 
 class _Bounds:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from csvpublish.compression import Gunzip
 from csvpublish.dialect import Dialect
 from csvpublish.errors import IntegrityError, StorageNotFoundError, VersionNotFoundError
 from csvpublish.manifest import Manifest
@@ -48,7 +48,7 @@ class Digest:
 
     def __init__(self, *, compressed: bool, header: bool = True) -> None:
         self.stored, self.plain, self.counter = hashlib.sha256(), hashlib.sha256(), RecordCounter(header=header)
-        self.inflate = zlib.decompressobj(wbits=31) if compressed else None
+        self.inflate = Gunzip() if compressed else None  # one gzip member, or one per partition
         self.size = self.csv_size = 0
         self.broken = False
         """The stored bytes are not a gzip stream: no CSV comes out of them any more."""
@@ -65,18 +65,14 @@ class Digest:
             self._count(data)
             yield data
             return
-        while data and not self.broken:
-            if inflate.eof:  # another gzip member: a partitioned publish writes one per partition
-                inflate = self.inflate = zlib.decompressobj(wbits=31)
-            try:
-                piece = inflate.decompress(data, PIECE)
-            except zlib.error:
-                self.broken = True
-                return
-            data = inflate.unused_data if inflate.eof else inflate.unconsumed_tail
-            if piece:
+        if self.broken:
+            return
+        try:
+            for piece in inflate.pieces(data, PIECE):
                 self._count(piece)
                 yield piece
+        except inflate.errors:
+            self.broken = True
 
     def _count(self, piece: bytes) -> None:
         self.csv_size += len(piece)
@@ -85,7 +81,7 @@ class Digest:
 
     def measurement(self) -> Measurement:
         """What was fed, once it has all been."""
-        if self.broken or (self.inflate is not None and not self.inflate.eof):
+        if self.broken or (self.inflate is not None and (not self.inflate.complete or self.size == 0)):
             return Measurement(self.size, self.stored.hexdigest(), None, None)
         return Measurement(
             self.size, self.stored.hexdigest(), self.plain.hexdigest(), self.counter.records, self.csv_size

@@ -14,13 +14,14 @@ from typing import Any
 from fsspec.asyn import sync
 
 from .azure import ERRORS, AzureBackend, content_settings
-from .backend import PartBuffer, RunBlocking, WriteOptions, Writer
+from .backend import RunBlocking, WriteOptions
+from .buffered import PartBuffer, PartedWriter
 from .parts import PartedUpload, PartsWriter, Piece
 
 logger = logging.getLogger("csvpublish")
 
 
-class AzureWriter(Writer):
+class AzureWriter(PartedWriter):
     """Blocks staged one request each, so each is retried on its own, then one Put Block List.
 
     Data under ``part_size`` goes up in one Put Blob at commit. Either way the
@@ -55,29 +56,18 @@ class AzureWriter(Writer):
         self.pending.add(data)
         self.md5.update(data)
         if self.pending.size >= self.part_size:
-            self._stage(self.pending.take())
+            self._send_part(self.pending.take())
 
-    def _stage(self, body: bytes) -> None:
+    def _started(self) -> bool:
+        return bool(self.blocks)
+
+    def _send_part(self, body: bytes) -> None:
         block_id = uuid.uuid4().hex  # fixed length, as Azure wants for every block of a blob
         self._call("stage_block", block_id, body, length=len(body))
         self.blocks.append(block_id)
 
-    def commit(self) -> None:
-        try:
-            if not self.blocks:
-                self._put(self.pending.take())
-            else:
-                if self.pending:
-                    self._stage(self.pending.take())
-                self._commit_blocks()
-            self.finished = True
-        except Exception as exc:
-            self.discard()
-            if isinstance(exc, FileExistsError):  # the service's answer to a conditional create that lost
-                raise FileExistsError(self.name) from None
-            raise
-        finally:
-            self.backend.forget(self.full)
+    def _forget(self) -> None:
+        self.backend.forget(self.full)
 
     def _settings(self) -> Any:
         return content_settings(self.options.content_type, self.md5.digest(), cache_control=self.options.cache_control)
@@ -90,7 +80,7 @@ class AzureWriter(Writer):
             if not self._holds(lambda found: bytes(found.content_settings.content_md5 or b"") == self.md5.digest()):
                 raise
 
-    def _commit_blocks(self) -> None:
+    def _assemble(self) -> None:
         from azure.storage.blob import BlobBlock
 
         headers = {"If-None-Match": "*"} if self.options.exclusive else {}

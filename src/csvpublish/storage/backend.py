@@ -161,35 +161,6 @@ def committing(writer: W) -> Iterator[W]:
         raise
 
 
-class PartBuffer:
-    """Bytes written since the last part, joined once when the part is taken: one copy of its bytes.
-
-    >>> buffer = PartBuffer()
-    >>> buffer.add(b"ab"); buffer.add(memoryview(b"c")); buffer.size, buffer.take(), buffer.size
-    (3, b'abc', 0)
-    """
-
-    def __init__(self) -> None:
-        self._chunks: list[bytes] = []
-        self.size = 0
-
-    def __bool__(self) -> bool:
-        return self.size > 0
-
-    def add(self, data: bytes | memoryview) -> None:
-        self._chunks.append(bytes(data))
-        self.size += len(data)
-
-    def take(self) -> bytes:
-        """Everything buffered, which is then dropped."""
-        body = b"".join(self._chunks)
-        self.clear()
-        return body
-
-    def clear(self) -> None:
-        self._chunks, self.size = [], 0
-
-
 def temp_name(full: str) -> str:
     """A hidden temp path beside ``full``: ``dir/.base.<pid>-<random>.tmp``."""
     folder, _, base = full.rpartition("/")

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING
 
 from csvpublish.errors import InputError
 
-from .backend import PART_SIZE, PartBuffer, RunBlocking, WriteOptions, Writer
+from .backend import PART_SIZE, RunBlocking, WriteOptions, Writer
+from .buffered import PartBuffer
 
 if TYPE_CHECKING:
     from .core import Storage

@@ -16,7 +16,8 @@ from fsspec.asyn import sync
 
 from csvpublish.errors import InputError
 
-from .backend import Capabilities, ObjectState, PartBuffer, RunBlocking, Tagged, Upload, WriteOptions, Writer
+from .backend import Capabilities, ObjectState, RunBlocking, Tagged, Upload, WriteOptions, Writer
+from .buffered import PartBuffer, PartedWriter
 from .parts import STAGED
 from .s3_parts import S3Parts
 from .translate import HTTP
@@ -274,7 +275,7 @@ def _presign_with_sigv4(signature_version: str, **kwargs: Any) -> str | None:
     return "s3v4-query" if signature_version in {"v4-query", "s3v4-query", "s3-query"} else None
 
 
-class S3Writer(Writer):
+class S3Writer(PartedWriter):
     """A multipart upload driven request by request, so each request is retried on its own.
 
     Data under ``part_size`` goes up in one PutObject at commit. Either way the
@@ -317,37 +318,25 @@ class S3Writer(Writer):
             return
         self.pending.add(data)
         if self.pending.size >= part_target(self.part_size, len(self.parts)):
-            self._upload_part(self.pending.take())
+            self._send_part(self.pending.take())
 
-    def _upload_part(self, body: bytes) -> None:
+    def _started(self) -> bool:
+        return self.upload_id is not None
+
+    def _send_part(self, body: bytes) -> None:
         if self.upload_id is None:
             self.upload_id = self._s3("create_multipart_upload", **self.headers)["UploadId"]
         number = len(self.parts) + 1
         out = self._s3("upload_part", UploadId=self.upload_id, PartNumber=number, Body=body)
         self.parts.append({"PartNumber": number, "ETag": out["ETag"]})
 
-    def commit(self) -> None:
-        try:
-            if self.upload_id is None:
-                self._put(self.pending.take())
-            else:
-                if self.pending:
-                    self._upload_part(self.pending.take())
-                # CompleteMultipartUpload is idempotent for one upload id, so retrying it is safe
-                self._s3(
-                    "complete_multipart_upload",
-                    UploadId=self.upload_id,
-                    MultipartUpload={"Parts": self.parts},
-                    **self.match,
-                )
-            self.finished = True
-        except Exception as exc:
-            self.discard()
-            if isinstance(exc, FileExistsError):  # the service's answer to a conditional create that lost
-                raise FileExistsError(self.name) from None
-            raise
-        finally:
-            self.fs.invalidate_cache(self.full)
+    def _assemble(self) -> None:
+        # CompleteMultipartUpload is idempotent for one upload id, so retrying it is safe
+        parts = {"Parts": self.parts}
+        self._s3("complete_multipart_upload", UploadId=self.upload_id, MultipartUpload=parts, **self.match)
+
+    def _forget(self) -> None:
+        self.fs.invalidate_cache(self.full)
 
     def _put(self, body: bytes) -> None:
         try:
