@@ -252,7 +252,6 @@ class PublishFlow:
         )
         local, keyed = stats.pending_local, None
         try:
-            self._schema_guard(current)(stats.columns)  # every source reports its columns before its bytes: a no-op
             manifest = self._manifest(reservation.version, stats, compressor)
             reason = self._refusal(stats)
             if reason is None and self.options.skip_unchanged and current and current.sha256 == stats.sha256:
