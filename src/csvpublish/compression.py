@@ -129,6 +129,10 @@ def gzip_bytes(data: bytes, level: int = DEFAULT_LEVEL, backend: str | None = No
     return c.compress(data) + c.flush()
 
 
+WINDOW = 256 * 1024
+"""Compressed bytes given to one call of the inflater (it copies what a capped call leaves unread)."""
+
+
 class Gunzip:
     """Inflates a gzip file of one or more members (a partitioned publish writes one per partition).
 
@@ -155,11 +159,14 @@ class Gunzip:
 
     def pieces(self, data: bytes, size: int) -> Iterator[bytes]:
         """The CSV bytes of ``data`` in pieces of at most ``size`` (0: any size); raises as :meth:`decompress`."""
-        while data:
-            if self._inflate.eof:
-                self._inflate = self._module.decompressobj(wbits=31)
-            self._started = True
-            piece = self._inflate.decompress(data, size)
-            data = self._inflate.unused_data if self._inflate.eof else self._inflate.unconsumed_tail
-            if piece:
-                yield piece
+        view = memoryview(data)
+        for start in range(0, len(view), WINDOW):  # a short window: each capped call copies its unread tail
+            window: bytes | memoryview = view[start : start + WINDOW]
+            while window:
+                if self._inflate.eof:
+                    self._inflate = self._module.decompressobj(wbits=31)
+                self._started = True
+                piece = self._inflate.decompress(window, size)
+                window = self._inflate.unused_data if self._inflate.eof else self._inflate.unconsumed_tail
+                if piece:
+                    yield piece

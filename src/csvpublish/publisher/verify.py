@@ -46,8 +46,10 @@ class Digest:
     (b'a\\r\\n1\\r\\n', 1)
     """
 
-    def __init__(self, *, compressed: bool, header: bool = True) -> None:
-        self.stored, self.plain, self.counter = hashlib.sha256(), hashlib.sha256(), RecordCounter(header=header)
+    def __init__(self, *, compressed: bool, header: bool = True, count: bool = True) -> None:
+        self.stored, self.plain = hashlib.sha256(), hashlib.sha256()
+        self.counter = RecordCounter(header=header) if count else None
+        """Counts the CSV's records; None when the caller knows them already (``records`` is then None)."""
         self.inflate = Gunzip() if compressed else None  # one gzip member, or one per partition
         self.size = self.csv_size = 0
         self.broken = False
@@ -77,15 +79,15 @@ class Digest:
     def _count(self, piece: bytes) -> None:
         self.csv_size += len(piece)
         self.plain.update(piece)
-        self.counter.feed(piece)
+        if self.counter is not None:
+            self.counter.feed(piece)
 
     def measurement(self) -> Measurement:
         """What was fed, once it has all been."""
         if self.broken or (self.inflate is not None and (not self.inflate.complete or self.size == 0)):
             return Measurement(self.size, self.stored.hexdigest(), None, None)
-        return Measurement(
-            self.size, self.stored.hexdigest(), self.plain.hexdigest(), self.counter.records, self.csv_size
-        )
+        records = self.counter.records if self.counter is not None else None
+        return Measurement(self.size, self.stored.hexdigest(), self.plain.hexdigest(), records, self.csv_size)
 
 
 async def measure(storage: Storage, rel: str, compressed: bool, *, header: bool = True) -> Measurement:
