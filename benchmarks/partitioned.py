@@ -118,16 +118,16 @@ def run_distributed(db: str, rows: int, partitions: int, endpoint: str, bucket: 
 
         tasks = [delayed(_write, pure=False)(session.writer, i, p) for i, p in enumerate(parts)]
         receipts = _compute(tasks, client)
-        written = time.perf_counter()
+        written, own = time.perf_counter(), _cpu()
         result = session.commit_sync(receipts, digest=_digest_on(client))
-        done = time.perf_counter()
+        done, own = time.perf_counter(), _cpu() - own  # the coordinator's CPU in the commit (it mostly waits)
         cpu = _cpu() + sum(client.run(_cpu).values()) - cpu_before
         peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     coordinator = session.timings["assemble"] + session.timings["promote"]
     return {
         "mode": "dask", "wall": done - started, "workers": written - started, "commit": done - written,
         "assemble": session.timings["assemble"], "digest": session.timings["digest"],
-        "promote": session.timings["promote"], "coordinator": coordinator, "size": result.size,
+        "promote": session.timings["promote"], "coordinator": coordinator, "coordinator_cpu": own, "size": result.size,
         "csv_sha256": result.csv_sha256, "cpu": cpu, "uploaded_parts": sum(len(r.pieces) for r in receipts),
         "worker_peak_mb": sorted(peaks.values()), "coordinator_peak_mb":
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

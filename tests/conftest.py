@@ -230,6 +230,8 @@ class Backend:
     """Lists, with the server's own API, the uploads begun and never finished (multipart uploads, staged blocks)."""
     leftovers_shown: bool = True
     """A publish killed mid-upload leaves something the tests can see: an unfinished upload or a temp file."""
+    reads_logged: Callable[[Storage, list[str]], None] | None = None
+    """Logs each request the storage's own client sends into the list; None: the backend's reads are not counted."""
     shared_by_processes: bool = True
     """Other processes on this machine (Dask workers) reach the same destination: a partitioned publish runs."""
 
@@ -259,6 +261,12 @@ def _gcs_cache_control(destination: Destination, rel: str) -> str | None:
 
 
 _boto_clients: dict[str, Any] = {}
+
+
+def _s3_log_requests(storage: Storage, log: list[str]) -> None:
+    """botocore's own hook: the name of each operation the client sends."""
+    client: Any = storage.fs.s3  # type: ignore[attr-defined]
+    client.meta.events.register("before-call.s3", lambda model, **_: log.append(model.name))
 
 
 def _s3_read_with_metadata(destination: Destination, rel: str) -> tuple[bytes, dict[str, str]] | None:
@@ -392,6 +400,7 @@ BACKENDS: dict[str, Backend] = {
         conditions_enforced=False,  # moto ignores IfMatch/IfNoneMatch on CopyObject: the lease guards the latest
         read_with_metadata=_s3_read_with_metadata,
         unfinished=_s3_uploads,
+        reads_logged=_s3_log_requests,
     ),
     "seaweedfs": Backend(
         "seaweedfs",
@@ -412,6 +421,7 @@ BACKENDS: dict[str, Backend] = {
         conditions_enforced=True,  # it refuses a CopyObject or a PutObject whose IfMatch is stale
         read_with_metadata=_s3_read_with_metadata,
         unfinished=_s3_uploads,
+        reads_logged=_s3_log_requests,
     ),
     "gcs": Backend(
         "gcs",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import types
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import fsspec
 import pytest
 
 import csvpublish
-from csvpublish import AccessDeniedError, Storage
+from csvpublish import AccessDeniedError, Storage, StorageNotFoundError
 
 from .conftest import Destination, backends
 from .faults import Faults
@@ -33,6 +34,27 @@ async def test_write_read_exists_list_delete(destination: Destination) -> None:
     await st.delete("a/one.txt")
     await st.delete("a/one.txt")  # deleting twice is fine
     assert [e.basename for e in await st.list("a")] == ["two.txt"]
+
+
+async def test_a_reader_gives_the_whole_object_front_to_back(destination: Destination) -> None:
+    """open_reader returns every byte in order, in reads of any size; on S3 in one streamed GET."""
+    st = destination.storage()
+    data = os.urandom(7 * 2**20 + 123)  # more than one read block, not a multiple of one
+    await st.write_bytes("big.bin", data)
+    requests: list[str] = []
+    if destination.caps.reads_logged is not None:
+        destination.caps.reads_logged(st, requests)
+
+    def read() -> list[bytes]:
+        with st.open_reader("big.bin") as handle:
+            return [handle.read(size) for size in (1, 2**20 - 1, 5 * 2**20 + 17, 2**20, 2**20, 2**20)]
+
+    pieces = await asyncio.to_thread(read)
+    assert b"".join(pieces) == data
+    assert [len(p) for p in pieces[:3]] == [1, 2**20 - 1, 5 * 2**20 + 17] and pieces[-1] == b""
+    assert requests == ([] if destination.caps.reads_logged is None else ["GetObject"])
+    with pytest.raises((FileNotFoundError, StorageNotFoundError)):
+        await asyncio.to_thread(st.blocking, "absent", lambda: st.open_reader("absent.bin").read(1))
 
 
 async def test_exclusive_write_refuses_an_existing_object(destination: Destination) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import logging
-from typing import Any
+from typing import IO, Any
 
 from fsspec.asyn import sync
 
@@ -20,6 +20,7 @@ from .backend import Capabilities, ObjectState, RunBlocking, Tagged, Upload, Wri
 from .buffered import PartBuffer, PartedWriter
 from .parts import STAGED
 from .s3_parts import S3Parts
+from .s3_read import S3Stream
 from .translate import HTTP
 
 logger = logging.getLogger("csvpublish")
@@ -78,7 +79,13 @@ ERRORS = HTTP.extend(
         "ConditionalRequestConflict",
         "OperationAborted",
     },
-    transient_names={"ConnectionClosedError", "ReadTimeoutError", "ConnectTimeoutError"},  # botocore, urllib3
+    transient_names={  # botocore, urllib3; a streamed GET cut or stalled (storage/s3_read.py)
+        "ConnectionClosedError",
+        "ReadTimeoutError",
+        "ConnectTimeoutError",
+        "ResponseStreamingError",
+        "AioReadTimeoutError",
+    },
     unreachable_names={"EndpointConnectionError"},
     # 412: the object exists, someone else's create won (s3fs raises FileExistsError only when the
     # answer names the If-None-Match condition, as AWS does; SeaweedFS's does not, moto's does)
@@ -124,6 +131,10 @@ class S3Backend(S3Parts):
     def open_writer(self, full: str, options: WriteOptions, part_size: int, run: RunBlocking | None) -> Writer:
         assert run is not None, "the S3 writer sends its own requests: give it the storage's retries"
         return S3Writer(self, full, options, part_size, run)
+
+    def open_reader(self, full: str, block_size: int) -> IO[bytes]:
+        """One streamed GET of the whole object (s3fs sends a ranged GET per block; storage/s3_read.py)."""
+        return S3Stream.open(self.fs, *self._split(full), block_size)
 
     def endpoint(self) -> str:
         fs: Any = self.fs
