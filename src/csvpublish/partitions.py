@@ -164,16 +164,21 @@ class Digester:
 
     def _read(self, st: Storage) -> Digest:
         # No record count: once every partition's bytes hash as its worker's did, its receipt's count holds.
-        hasher = Hasher(compressed=self.compressed, header=self.header, count=False)
         bounds = _Bounds(self.sizes)
-        with st.open_reader(self.rel) as handle, ThreadPoolExecutor(1) as ahead:
-            pending = ahead.submit(handle.read, READ_BLOCK)  # the next block downloads while this one hashes
-            while chunk := pending.result():
-                pending = ahead.submit(handle.read, READ_BLOCK)
+        with st.open_reader(self.rel) as handle, ThreadPoolExecutor(1) as ahead, ThreadPoolExecutor(1) as hashing:
+            hasher = Hasher(compressed=self.compressed, header=self.header, count=False, hash_on=hashing)
+
+            def fetch() -> bytes:  # three threads: this one downloads and cuts, one inflates, one hashes
+                chunk: bytes = handle.read(READ_BLOCK)
                 bounds.feed(chunk)
+                return chunk
+
+            pending = ahead.submit(fetch)
+            while chunk := pending.result():
+                pending = ahead.submit(fetch)
                 for _ in hasher.feed(chunk):
                     pass
-        m = hasher.measurement()
+            m = hasher.measurement()
         if m.csv_sha256 is None or m.csv_size is None:
             raise IntegrityError(f"{st.uri(self.rel)} is not a complete gzip stream")
         return Digest(m.size, m.sha256, m.csv_size, m.csv_sha256, bounds.hashes())

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from csvpublish.compression import Gunzip
 from csvpublish.dialect import Dialect
@@ -20,6 +23,8 @@ from .catalog import Catalog
 from .common import Target
 from .lease import Leases
 
+HASHING_QUEUE = 16
+"""Chunks and pieces waiting for the hashing thread (each at most a read block or a :data:`PIECE`)."""
 PIECE = 1 << 20
 """Most CSV bytes one piece of a decompressed chunk holds: memory stays bounded however well the data compressed."""
 
@@ -46,8 +51,13 @@ class Digest:
     (b'a\\r\\n1\\r\\n', 1)
     """
 
-    def __init__(self, *, compressed: bool, header: bool = True, count: bool = True) -> None:
+    def __init__(
+        self, *, compressed: bool, header: bool = True, count: bool = True, hash_on: Executor | None = None
+    ) -> None:
         self.stored, self.plain = hashlib.sha256(), hashlib.sha256()
+        self.hash_on = hash_on
+        """A one-thread executor that hashes while this thread inflates; None: hash here."""
+        self._hashing: deque[Future[None]] = deque()
         self.counter = RecordCounter(header=header) if count else None
         """Counts the CSV's records; None when the caller knows them already (``records`` is then None)."""
         self.inflate = Gunzip() if compressed else None  # one gzip member, or one per partition
@@ -58,8 +68,16 @@ class Digest:
     def feed(self, chunk: bytes) -> Iterator[bytes]:
         """Hash ``chunk`` as stored; return its CSV bytes, in pieces of at most :data:`PIECE` (consume them all)."""
         self.size += len(chunk)
-        self.stored.update(chunk)
+        self._hash(self.stored, chunk)
         return self._csv(chunk)
+
+    def _hash(self, hasher: Any, data: bytes) -> None:
+        if self.hash_on is None:
+            hasher.update(data)
+            return
+        self._hashing.append(self.hash_on.submit(hasher.update, data))  # one thread: in order
+        if len(self._hashing) > HASHING_QUEUE:
+            self._hashing.popleft().result()
 
     def _csv(self, data: bytes) -> Iterator[bytes]:
         inflate = self.inflate
@@ -78,12 +96,14 @@ class Digest:
 
     def _count(self, piece: bytes) -> None:
         self.csv_size += len(piece)
-        self.plain.update(piece)
+        self._hash(self.plain, piece)
         if self.counter is not None:
             self.counter.feed(piece)
 
     def measurement(self) -> Measurement:
         """What was fed, once it has all been."""
+        while self._hashing:
+            self._hashing.popleft().result()
         if self.broken or (self.inflate is not None and (not self.inflate.complete or self.size == 0)):
             return Measurement(self.size, self.stored.hexdigest(), None, None)
         records = self.counter.records if self.counter is not None else None
@@ -94,12 +114,12 @@ async def measure(storage: Storage, rel: str, compressed: bool, *, header: bool 
     """Stream ``rel`` once: stored size and sha256, and the CSV's sha256 and record count."""
 
     def read() -> Measurement:
-        digest = Digest(compressed=compressed, header=header)
-        with storage.open_reader(rel) as handle:
+        with storage.open_reader(rel) as handle, ThreadPoolExecutor(1) as hashing:
+            digest = Digest(compressed=compressed, header=header, hash_on=hashing)  # inflate and count here
             while chunk := handle.read(PART_SIZE):
                 for _ in digest.feed(chunk):
                     pass
-        return digest.measurement()
+            return digest.measurement()
 
     return await asyncio.to_thread(storage.blocking, storage.uri(rel), read)
 
