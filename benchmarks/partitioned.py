@@ -7,7 +7,10 @@ against one process publishing a cursor over the same rows, both to moto's S3
 server (its own process) on 127.0.0.1. Each measurement in a fresh process; the
 CSV sha256 must match. Besides the wall times it reports the CPU seconds each mode
 used (this process, the workers, moto): on 2 cores no run can take less than half
-their sum.
+their sum. The workers get ``MALLOC_MMAP_THRESHOLD_`` (``--mmap-threshold``, 16 MiB;
+0 keeps Dask's environment): Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_``, which
+also fixes glibc's mmap threshold at 128 KiB, so every buffer of a part or a chunk
+is mapped and unmapped afresh (about 9% more CPU for a publish).
 
     python benchmarks/partitioned.py --rows 4000000 --partitions 16 --repeats 1
 """
@@ -101,7 +104,9 @@ def run_single(db: str, rows: int, endpoint: str, bucket: str) -> dict[str, Any]
     }  # fmt: skip
 
 
-def run_distributed(db: str, rows: int, partitions: int, endpoint: str, bucket: str) -> dict[str, Any]:
+def run_distributed(
+    db: str, rows: int, partitions: int, endpoint: str, bucket: str, mmap_threshold: int
+) -> dict[str, Any]:
     import dask.bag as dbag
     from distributed import Client, LocalCluster
 
@@ -109,6 +114,11 @@ def run_distributed(db: str, rows: int, partitions: int, endpoint: str, bucket: 
     from csvpublish.dask import _compute, _digest_on, _partitions, _write
 
     bounds = [(rows * i // partitions, rows * (i + 1) // partitions) for i in range(partitions)]
+    if mmap_threshold:  # Dask's nanny sets MALLOC_TRIM_THRESHOLD_, which pins glibc's mmap threshold at 128 KiB
+        import dask
+
+        environ = {**dask.config.get("distributed.nanny.pre-spawn-environ"), "MALLOC_MMAP_THRESHOLD_": mmap_threshold}
+        dask.config.set({"distributed.nanny.pre-spawn-environ": environ})
     with (
         LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
         Client(cluster) as client,
@@ -150,7 +160,9 @@ def child(spec: dict[str, Any]) -> None:
     if spec["mode"] == "single":
         out = run_single(spec["db"], spec["rows"], spec["endpoint"], spec["bucket"])
     else:
-        out = run_distributed(spec["db"], spec["rows"], spec["partitions"], spec["endpoint"], spec["bucket"])
+        out = run_distributed(
+            spec["db"], spec["rows"], spec["partitions"], spec["endpoint"], spec["bucket"], spec["mmap_threshold"]
+        )
     print("RESULT " + json.dumps(out))
 
 
@@ -160,6 +172,8 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--seed", type=int, default=20261126)
+    parser.add_argument("--mmap-threshold", type=int, default=16, metavar="MIB",
+                        help="MALLOC_MMAP_THRESHOLD_ for the workers (0: Dask's default environment)")  # fmt: skip
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "csvpublish-bench")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -180,7 +194,8 @@ def main() -> int:
                 bucket = f"bench-{mode}-{repeat}-{os.getpid()}"
                 fsspec.filesystem("s3", **options(endpoint)).call_s3("create_bucket", Bucket=bucket)
                 spec = {"mode": mode, "db": db, "rows": args.rows, "partitions": args.partitions,
-                        "endpoint": endpoint, "bucket": bucket}  # fmt: skip
+                        "endpoint": endpoint, "bucket": bucket,
+                        "mmap_threshold": args.mmap_threshold * 2**20}  # fmt: skip
                 moto_before = cpu_seconds(server.pid)
                 out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
                                      capture_output=True, text=True, check=False)  # fmt: skip

@@ -13,6 +13,11 @@ the coordinator (this process) only reserves the version, assembles the parts
 server-side, has one worker read the result once for its sha256s, and promotes
 it. The snapshot equals publishing the partitions concatenated, in partition
 order, in one process: the same CSV bytes, the same guarantees.
+
+On a ``distributed`` cluster, give the workers ``MALLOC_MMAP_THRESHOLD_`` (for
+example 16 MiB, in ``distributed.nanny.pre-spawn-environ``): the nanny's
+``MALLOC_TRIM_THRESHOLD_`` otherwise fixes glibc's mmap threshold at 128 KiB and
+every part buffer is mapped afresh (about 7% more CPU).
 """
 
 from __future__ import annotations
