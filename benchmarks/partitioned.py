@@ -10,7 +10,7 @@ used (this process, the workers, moto): on 2 cores no run can take less than hal
 their sum. The workers get ``MALLOC_MMAP_THRESHOLD_`` (``--mmap-threshold``, 16 MiB;
 0 keeps Dask's environment): Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_``, which
 also fixes glibc's mmap threshold at 128 KiB, so every buffer of a part or a chunk
-is mapped and unmapped afresh (about 9% more CPU for a publish).
+is mapped and unmapped afresh (7-12% more CPU in the workers).
 
     python benchmarks/partitioned.py --rows 4000000 --partitions 16 --repeats 1
 """
