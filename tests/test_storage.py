@@ -12,9 +12,9 @@ import fsspec
 import pytest
 
 import csvpublish
-from csvpublish import AccessDeniedError, Storage, StorageNotFoundError
+from csvpublish import AccessDeniedError, IntegrityError, Storage, StorageNotFoundError
 
-from .conftest import Destination, backends
+from .conftest import BACKENDS, Destination, backends
 from .faults import Faults
 from .helpers import RESET, incomplete_uploads
 
@@ -55,6 +55,54 @@ async def test_a_reader_gives_the_whole_object_front_to_back(destination: Destin
     assert requests == ([] if destination.caps.reads_logged is None else ["GetObject"])
     with pytest.raises((FileNotFoundError, StorageNotFoundError)):
         await asyncio.to_thread(st.blocking, "absent", lambda: st.open_reader("absent.bin").read(1))
+
+
+class _CutBody:
+    """A real response body that breaks off once, after ``after`` bytes (a dropped connection)."""
+
+    def __init__(self, body: Any, after: int) -> None:
+        self.body, self.left = body, after
+
+    async def read(self, size: int) -> bytes:
+        if self.left <= 0:
+            import aiohttp
+
+            raise aiohttp.ClientPayloadError("connection dropped mid-body")
+        chunk: bytes = await self.body.read(min(size, self.left))
+        self.left -= len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        self.body.close()
+
+
+@pytest.mark.parametrize("replaced", [False, True], ids=["same-object", "replaced-meanwhile"])
+@pytest.mark.parametrize("backend", [b for b in backends() if BACKENDS[b.values[0]].reads_logged is not None])
+async def test_a_streamed_read_cut_mid_body_resumes_or_fails(
+    make_destination: Any, backend: str, replaced: bool
+) -> None:
+    """A read retried after a dropped connection continues with a ranged GET of the same version, or fails."""
+    destination = make_destination(backend)
+    st = destination.storage()
+    data = os.urandom(3 * 2**20 + 5)
+    await st.write_bytes("cut.bin", data)
+    requests: list[str] = []
+    destination.caps.reads_logged(st, requests)  # type: ignore[misc]
+
+    def read() -> bytes:
+        with st.open_reader("cut.bin") as handle:
+            raw: Any = handle.raw  # type: ignore[attr-defined]
+            raw._body = _CutBody(raw._body, 2**20 + 3)
+            if replaced:
+                st.fs.pipe_file(st.path("cut.bin"), b"other bytes")
+            return b"".join(iter(lambda: st.blocking("cut.bin", lambda: handle.read(2**20)), b""))
+
+    if replaced:
+        with pytest.raises(IntegrityError, match="replaced while it was read"):
+            await asyncio.to_thread(read)
+    else:
+        assert await asyncio.to_thread(read) == data
+        assert requests == ["GetObject", "GetObject"]
 
 
 async def test_exclusive_write_refuses_an_existing_object(destination: Destination) -> None:

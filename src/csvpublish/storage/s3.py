@@ -134,7 +134,7 @@ class S3Backend(S3Parts):
 
     def open_reader(self, full: str, block_size: int) -> IO[bytes]:
         """One streamed GET of the whole object (s3fs sends a ranged GET per block; storage/s3_read.py)."""
-        return S3Stream.open(self.fs, *self._split(full), block_size)
+        return S3Stream.open(self.fs, *self._split(full), block_size, ERRORS)
 
     def endpoint(self) -> str:
         fs: Any = self.fs
