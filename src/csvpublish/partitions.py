@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,7 +29,7 @@ from ._sync import run_sync
 from .compression import GzipCompressor
 from .dialect import Dialect
 from .errors import IntegrityError
-from .publisher.verify import Digest as Hasher
+from .publisher.verify import read_measured
 from .retry import RetryPolicy
 from .storage import Storage
 from .storage.parts import PartedUpload, Parts, Piece
@@ -165,20 +164,10 @@ class Digester:
     def _read(self, st: Storage) -> Digest:
         # No record count: once every partition's bytes hash as its worker's did, its receipt's count holds.
         bounds = _Bounds(self.sizes)
-        with st.open_reader(self.rel) as handle, ThreadPoolExecutor(1) as ahead, ThreadPoolExecutor(1) as hashing:
-            hasher = Hasher(compressed=self.compressed, header=self.header, count=False, hash_on=hashing)
-
-            def fetch() -> bytes:  # three threads: this one downloads and cuts, one inflates, one hashes
-                chunk: bytes = handle.read(READ_BLOCK)
-                bounds.feed(chunk)
-                return chunk
-
-            pending = ahead.submit(fetch)
-            while chunk := pending.result():
-                pending = ahead.submit(fetch)
-                for _ in hasher.feed(chunk):
-                    pass
-            m = hasher.measurement()
+        m = read_measured(
+            st, self.rel, compressed=self.compressed, header=self.header, count=False, block=READ_BLOCK,
+            each=bounds.feed,
+        )  # fmt: skip
         if m.csv_sha256 is None or m.csv_size is None:
             raise IntegrityError(f"{st.uri(self.rel)} is not a complete gzip stream")
         return Digest(m.size, m.sha256, m.csv_size, m.csv_sha256, bounds.hashes())

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -110,17 +111,32 @@ class Digest:
         return Measurement(self.size, self.stored.hexdigest(), self.plain.hexdigest(), records, self.csv_size)
 
 
+def read_measured(
+    storage: Storage, rel: str, *, compressed: bool, header: bool = True, count: bool = True,
+    block: int = PART_SIZE, each: Callable[[bytes], object] | None = None,
+) -> Measurement:  # fmt: skip
+    """Stream ``rel`` once, blocking: the next block downloads (and goes to ``each``) while this one
+    inflates, and a third thread hashes."""
+    with storage.open_reader(rel) as handle, ThreadPoolExecutor(1) as ahead, ThreadPoolExecutor(1) as hashing:
+        digest = Digest(compressed=compressed, header=header, count=count, hash_on=hashing)
+
+        def fetch() -> bytes:
+            chunk: bytes = handle.read(block)
+            if each is not None:
+                each(chunk)
+            return chunk
+
+        pending = ahead.submit(fetch)
+        while chunk := pending.result():
+            pending = ahead.submit(fetch)
+            for _ in digest.feed(chunk):
+                pass
+        return digest.measurement()
+
+
 async def measure(storage: Storage, rel: str, compressed: bool, *, header: bool = True) -> Measurement:
     """Stream ``rel`` once: stored size and sha256, and the CSV's sha256 and record count."""
-
-    def read() -> Measurement:
-        with storage.open_reader(rel) as handle, ThreadPoolExecutor(1) as hashing:
-            digest = Digest(compressed=compressed, header=header, hash_on=hashing)  # inflate and count here
-            while chunk := handle.read(PART_SIZE):
-                for _ in digest.feed(chunk):
-                    pass
-            return digest.measurement()
-
+    read = functools.partial(read_measured, storage, rel, compressed=compressed, header=header)
     return await asyncio.to_thread(storage.blocking, storage.uri(rel), read)
 
 
