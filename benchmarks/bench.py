@@ -176,6 +176,41 @@ class S3Server:
         self.thread.join(timeout=10)
 
 
+class CpuSampler:
+    """This process's CPU time (the moto server's threads, as the parent only waits meanwhile), sampled
+    every 20 ms, so the server's share of a child's clock can be read off afterwards."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), time.process_time()))
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append((time.time(), time.process_time()))
+
+    def between(self, start: float, stop: float) -> float:
+        """CPU seconds from ``start`` to ``stop`` (wall-clock times), interpolated between samples."""
+        return self._at(stop) - self._at(start)
+
+    def _at(self, when: float) -> float:
+        samples = self.samples
+        for (t0, c0), (t1, c1) in itertools.pairwise(samples):
+            if t0 <= when <= t1:
+                return c0 + (c1 - c0) * ((when - t0) / (t1 - t0) if t1 > t0 else 0.0)
+        return samples[-1][1] if when > samples[-1][0] else samples[0][1]
+
+
 # --- running one measurement ---------------------------------------------------------------------
 
 
@@ -208,6 +243,10 @@ class Result:
     """The published .csv.gz decompresses to the fixture CSV's bytes."""
     rows_ok: bool | None = None
     """It parses (csv module) to the fixture's rows."""
+    cpu: float | None = None
+    """CPU seconds of the contender's process while its clock ran."""
+    server_cpu: float | None = None
+    """CPU seconds of the moto server (this process) over the same interval."""
     library: str = ""
     """Hash of csvpublish's sources when this measurement ran (see :func:`library_fingerprint`)."""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -318,10 +357,11 @@ def run_case(
         arrow=str(fixture.arrow) if fixture.arrow else None,
     )
     try:
-        proc = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(asdict(spec))],
-            capture_output=True, text=True, env=child_env(), timeout=3600, check=False,
-        )  # fmt: skip
+        with CpuSampler() as sampler:
+            proc = subprocess.run(
+                [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(asdict(spec))],
+                capture_output=True, text=True, env=child_env(), timeout=3600, check=False,
+            )  # fmt: skip
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
         if proc.returncode != 0 or line is None:
             raise RuntimeError(
@@ -329,13 +369,17 @@ def run_case(
                 f"(exit {proc.returncode}):\n{proc.stderr[-4000:]}"
             )
         data = json.loads(line[len("RESULT ") :])
+        span = data.pop("span", None)
         result = Result(
             wall=data.pop("wall"),
             peak_rss=data.pop("peak_rss"),
             rss_before=data.pop("rss_before"),
             list_rss=data.pop("list_rss", None),
+            cpu=data.pop("cpu", None),
             extra=data | proxy_seen(proxy, data),
         )
+        if server is not None and span and span[1] > span[0]:
+            result.server_cpu = sampler.between(*span)
         latest_key = "meta/books_latest.csv.gz"
         if case.target == "s3":
             assert server is not None
@@ -449,10 +493,10 @@ def table(rows: int, mode: str, target: str, cases: list[Case], results: dict[An
     out = [title, ""]
     if frames:
         head = (
-            "| contender | gzip level | median wall s | min–max s | peak RSS MB | uploaded MB | requests (copies) "
-            "| speed-up vs pandas to_csv | bytes = fixture | rows = fixture |"
+            "| contender | gzip level | median wall s | min–max s | CPU s: own + server | peak RSS MB "
+            "| uploaded MB | requests (copies) | speed-up vs pandas to_csv | bytes = fixture | rows = fixture |"
         )
-        out += [head, "|---|---|---:|---:|---:|---:|---:|---:|:---:|:---:|"]
+        out += [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|:---:|:---:|"]
     else:
         head = (
             "| contender | median wall s | min–max s | peak RSS MB | uploaded MB | requests (copies) "
@@ -480,8 +524,8 @@ def table(rows: int, mode: str, target: str, cases: list[Case], results: dict[An
             same_rows = yes_no([r.rows_ok for r in rs if r.rows_ok is not None])
             out.append(
                 f"| {name} (`{case.contender.name}`) | {case.contender.gzip} | {wall:.2f} "
-                f"| {min(walls):.2f}–{max(walls):.2f} | {rss / MB:.0f} | {uploaded} | {requests} | {speed} "
-                f"| {same_bytes} | {same_rows} |"
+                f"| {min(walls):.2f}–{max(walls):.2f} | {cpu_cell(rs)} | {rss / MB:.0f} | {uploaded} | {requests} "
+                f"| {speed} | {same_bytes} | {same_rows} |"
             )
             continue
         out.append(
@@ -490,6 +534,15 @@ def table(rows: int, mode: str, target: str, cases: list[Case], results: dict[An
         )
     out.append("")
     return out
+
+
+def cpu_cell(rs: list[Result]) -> str:
+    """Median CPU seconds of the contender's process and of the server: "own + server"."""
+    own = [r.cpu for r in rs if r.cpu is not None]
+    server = [r.server_cpu for r in rs if r.server_cpu is not None]
+    if not own:
+        return "—"
+    return f"{median(own):.1f} + {median(server):.1f}" if server else f"{median(own):.1f}"
 
 
 @dataclass
@@ -853,6 +906,8 @@ def main(argv: list[str] | None = None) -> int:
         "Wall time is the median over the repeats (each in a fresh process, contenders interleaved). "
         "Peak RSS is the process's high-water mark while the clock ran (median), prebuilt rows included. "
         "Uploaded MB counts the request bodies the S3 server received (a server-side copy sends none). "
+        "CPU s (frames tables): the contender's process, every thread, plus the moto server's, while the clock ran "
+        "(medians; 2 cores give at most twice the wall). "
         "ᶠ floors touch no storage and are the same rows in both tables of a source mode. "
         "output ✓: the published .csv.gz (and the local CSV, where written) decompress to the expected CSV bytes. "
         "In the frames tables, bytes = fixture: the .csv.gz decompresses to the fixture CSV's bytes; "

@@ -61,17 +61,26 @@ class Clock:
     peak: int = 0
     rss_before: int = 0
     peak_exact: bool = True
+    cpu: float = 0.0
+    """CPU seconds of this process (every thread, native ones included) while the clock ran."""
+    span: tuple[float, float] = (0.0, 0.0)
+    """When the clock ran, in ``time.time()``: the parent reads the server's CPU over it."""
     extra: dict[str, Any] = field(default_factory=dict)
     _t0: float = 0.0
+    _cpu0: float = 0.0
 
     def start(self) -> None:
         gc.collect()
         self.peak_exact = _reset_peak()
         self.rss_before = current_rss()
+        self._cpu0 = time.process_time()
+        self.span = (time.time(), 0.0)
         self._t0 = time.perf_counter()
 
     def stop(self) -> None:
         self.wall = time.perf_counter() - self._t0
+        self.cpu = time.process_time() - self._cpu0
+        self.span = (self.span[0], time.time())
         self.peak = _peak_rss()
 
 
@@ -933,5 +942,7 @@ def run_child(spec: Spec) -> dict[str, Any]:
         "peak_rss": clock.peak,
         "rss_before": clock.rss_before,
         "peak_exact": clock.peak_exact,
+        "cpu": clock.cpu,
+        "span": list(clock.span),
         **clock.extra,
     }

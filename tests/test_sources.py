@@ -152,6 +152,41 @@ def test_a_polars_frame_of_several_slices_writes_the_bytes_of_its_rows() -> None
     assert (from_frame.record_count, from_frame.csv_sha256) == (150_000, from_rows.csv_sha256)
 
 
+def test_the_formatter_allocates_from_jemalloc_unless_the_program_chose_a_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mimalloc (pyarrow's default) gives each slice's pages back and faults them in again: jemalloc, unless chosen."""
+    from csvpublish.columnar import ArrowFormatter, memory_pool
+
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    assert memory_pool(pa).backend_name == "jemalloc"  # the Linux wheels have it
+    formatter = ArrowFormatter(arrow_table().schema)
+    before = pa.jemalloc_memory_pool().total_bytes_allocated()
+    assert bytes(formatter.format(arrow_table().to_batches()[0])).startswith(b'B1,"Dune, ""the"" novel",')
+    assert pa.jemalloc_memory_pool().total_bytes_allocated() > before
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "system")
+    assert memory_pool(pa).backend_name == pa.default_memory_pool().backend_name  # read at import: mimalloc here
+
+
+def test_formatting_strings_does_not_import_pandas(tmp_path: Path) -> None:
+    """pyarrow.scalar() imports pandas (0.2 s) to look at its input: a publish of strings never calls it."""
+    table = pa.table({"a": ["x", "y,z", None], "b": [1, None, 3], "c": [True, None, False]})
+    with pa.OSFile(str(tmp_path / "t.arrows"), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table)  # pa.table() of Python lists would import pandas in the child itself
+    script = (
+        "import sys, pyarrow as pa\n"
+        "from csvpublish import Publisher\n"
+        f"table = pa.ipc.open_stream(pa.OSFile({str(tmp_path / 't.arrows')!r})).read_all()\n"
+        f"Publisher({str(tmp_path / 'dest')!r}, name='b').publish_sync(table)\n"
+        "assert 'pandas' not in sys.modules, 'pandas was imported'\n"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    published = gzip.decompress((tmp_path / "dest" / "b_latest.csv.gz").read_bytes())
+    assert published == b'a,b,c\r\nx,1,True\r\n"y,z",,\r\n,3,False\r\n'
+
+
 CELLS = st.one_of(
     st.none(),
     st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12),
