@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import datetime
 import gzip
 import io
 import json
@@ -207,11 +208,15 @@ DIALECTS = st.sampled_from(
 def tables(draw: Any) -> dict[str, list[Any]]:
     width = draw(st.integers(1, 4))
     height = draw(st.integers(0, 6))
-    kinds = [draw(st.sampled_from(["str", "int", "bool"])) for _ in range(width)]
+    kinds = [draw(st.sampled_from(["str", "int", "bool", "date", "float", "datetime", "time"])) for _ in range(width)]
     values = {
         "str": CELLS,
         "int": st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
         "bool": st.one_of(st.none(), st.booleans()),
+        "date": st.one_of(st.none(), st.dates()),  # Arrow's cast, not a Python object per value
+        "float": st.one_of(st.none(), st.floats(), st.sampled_from([1e-5, 1e16, 100.0, 0.0001, -0.0])),
+        "datetime": st.one_of(st.none(), st.datetimes()),  # naive: timestamp[us]
+        "time": st.one_of(st.none(), st.times()),  # time64[us]
     }
     return {f"c{i}": draw(st.lists(values[k], min_size=height, max_size=height)) for i, k in enumerate(kinds)}
 
@@ -219,7 +224,7 @@ def tables(draw: Any) -> dict[str, list[Any]]:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(table=tables(), dialect=DIALECTS, escape=st.booleans())
 def test_rows_and_arrow_give_the_same_csv(table: dict[str, list[Any]], dialect: dict[str, Any], escape: bool) -> None:
-    """For any table of strings, integers, booleans and nulls, in any dialect, both paths write the same bytes."""
+    """Any table of strings, integers, booleans, floats, dates, times and nulls, in any dialect: one CSV either way."""
     names = list(table)
     rows = [list(values) for values in zip(*table.values(), strict=True)]
     assume(rows or dialect.get("header", True))  # nothing at all to write is refused, on both paths
@@ -232,6 +237,45 @@ def test_rows_and_arrow_give_the_same_csv(table: dict[str, list[Any]], dialect: 
     second = by_arrow.publish_sync(arrow)
     assert second.csv_sha256 == first.csv_sha256
     assert second.record_count == first.record_count == len(rows)
+
+
+def test_float32_columns_write_the_doubles_they_read_back_as() -> None:
+    """A float32 is written as the Python float its row holds (0.1 is 0.10000000149011612), not float32's shortest."""
+    table = pa.table({"f": pa.array([0.1, 1.5, None, 3.0, 1e-7], pa.float32())})
+    rows = [[v] for v in table["f"].to_pylist()]
+    from_rows = Publisher("memory://f32-rows", name="t").publish_sync(rows, headers=["f"])
+    assert Publisher("memory://f32-arrow", name="t").publish_sync(table).csv_sha256 == from_rows.csv_sha256
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_times_and_timestamps_of_every_unit_write_what_their_rows_write(unit: str) -> None:
+    """Arrow writes as many fraction digits as the unit has; str() writes six, or none: the same text either way."""
+    moments = [datetime.datetime(1, 1, 1), datetime.datetime(1969, 12, 31, 23, 59, 59, 500000), None]
+    moments += [datetime.datetime(2026, 11, 26, 5, 37, 8, 123000), datetime.datetime(9999, 12, 31, 23, 59, 59)]
+    if unit == "ns":
+        moments = moments[1:-1]  # years 1 and 9999 are out of nanoseconds' range
+    clock = pa.time32(unit) if unit in ("s", "ms") else pa.time64(unit)
+    times = [None if m is None else m.time() for m in moments]
+    if unit == "s":
+        moments = [None if m is None else m.replace(microsecond=0) for m in moments]
+        times = [None if t is None else t.replace(microsecond=0) for t in times]
+    elif unit == "ms":
+        moments = [None if m is None else m.replace(microsecond=m.microsecond // 1000 * 1000) for m in moments]
+        times = [None if t is None else t.replace(microsecond=t.microsecond // 1000 * 1000) for t in times]
+    table = pa.table({"at": pa.array(moments, pa.timestamp(unit)), "t": pa.array(times, clock)})
+    rows = [[str(m) if m is not None else None, t] for m, t in zip(moments, times, strict=True)]
+    from_rows = Publisher(f"memory://clock-rows-{unit}", name="t").publish_sync(rows, headers=["at", "t"])
+    from_arrow = Publisher(f"memory://clock-arrow-{unit}", name="t").publish_sync(table)
+    assert from_arrow.csv_sha256 == from_rows.csv_sha256
+
+
+def test_date64_columns_write_the_dates_of_their_rows() -> None:
+    """date64 (milliseconds) is cast natively as date32 is: the text str() gives the same dates in a row."""
+    date = datetime.date
+    days = [date(1, 1, 1), date(999, 12, 31), date(1969, 12, 31), None, date(9999, 12, 31)]
+    table = pa.table({"d": pa.array(days, pa.date64())})
+    from_rows = Publisher("memory://date64-rows", name="t").publish_sync([[d] for d in days], headers=["d"])
+    assert Publisher("memory://date64-arrow", name="t").publish_sync(table).csv_sha256 == from_rows.csv_sha256
 
 
 @pytest.mark.parametrize("kind", ["rows", "arrow-reader", "sqlite-cursor"])

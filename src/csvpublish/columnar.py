@@ -1,12 +1,14 @@
 """Arrow record batches into CSV bytes, column by column, in pyarrow's compute kernels.
 
-No Python object is made per value for string, integer, boolean and null
-columns: each column becomes one Arrow string array (cast, formula-escaped,
-quoted where it holds the delimiter, a quote, CR or LF), the columns are
-joined row by row with the delimiter, and the CSV bytes of a slice are the
-data buffer of that one array. Every other type (floats, decimals, dates,
-times, timestamps, binary, nested) is written as its Python value's ``str()``,
-so a value gives the same text here as in a row (:mod:`csvpublish.rows`).
+Each column becomes one Arrow string array (cast, formula-escaped, quoted
+where it holds the delimiter, a quote, CR or LF), the columns are joined row by
+row with the delimiter, and the CSV bytes of a slice are the data buffer of that
+one array. No Python object is made per value for strings, integers, booleans,
+nulls, dates, naive times and timestamps down to microseconds, and floats
+(except the few whose Arrow text is not ``repr()``'s: integral values and
+exponents). Every other type (decimals, time zones, nanoseconds, binary,
+nested) is written as its Python value's ``str()``. Either way a value gives the
+same text here as in a row (:mod:`csvpublish.rows`).
 The kernels release the GIL, so formatting overlaps compression. They allocate
 from jemalloc where pyarrow has it (:func:`memory_pool`).
 
@@ -34,7 +36,12 @@ SLICE_BYTES = 8 * 2**20
 """Rows are formatted in slices of about this much CSV: memory stays bounded whatever a batch holds."""
 MAX_SLICE_ROWS = 65_536
 
-_TEXT, _NATIVE, _BOOL, _NULL, _PYTHON = "text", "native", "bool", "null", "python"
+_TEXT, _NATIVE, _FLOAT, _CLOCK, _BOOL, _NULL, _PYTHON = "text", "native", "float", "clock", "bool", "null", "python"
+
+_SAME_AS_REPR = r"^-?(?:[1-9][0-9]*\.[0-9]+|0\.(?:[1-9]|0[1-9]|00[1-9]|000[1-9])[0-9]*)$"
+"""Arrow's text of a float that ``repr()`` writes the same: both give the shortest digits that read
+back as the float; they differ only where they switch to an exponent (``1e-05`` / ``0.00001``,
+``1e+16``) and in integral values (``1.0`` / ``1``), and those are written by ``repr()``."""
 
 
 def _kind(pa: Any, data_type: Any) -> str:
@@ -44,8 +51,13 @@ def _kind(pa: Any, data_type: Any) -> str:
         return _kind(pa, data_type.value_type)
     if types.is_string(data_type) or types.is_large_string(data_type) or types.is_string_view(data_type):
         return _TEXT
-    if types.is_integer(data_type):
-        return _NATIVE
+    if types.is_integer(data_type) or types.is_date(data_type):
+        return _NATIVE  # Arrow's cast writes what str() writes: decimal integers, ISO dates (0001-01-01)
+    if types.is_floating(data_type):
+        return _FLOAT
+    naive = types.is_timestamp(data_type) and data_type.tz is None
+    if (naive or types.is_time(data_type)) and data_type.unit in ("s", "ms", "us"):
+        return _CLOCK  # Python's datetime and time hold microseconds: nanoseconds go through Python
     if types.is_boolean(data_type):
         return _BOOL
     if types.is_null(data_type):
@@ -123,6 +135,10 @@ class ArrowFormatter:
         if kind == _PYTHON:
             texts = [None if v is None else str(v) for v in column.to_pylist()]
             column = pa.array(texts, pa.string(), memory_pool=pool)
+        elif kind == _FLOAT:
+            column = self._floats(column)
+        elif kind == _CLOCK:
+            column = self._clock(column)
         elif kind == _BOOL:
             column = pc.if_else(column, s["True"], s["False"], memory_pool=pool)
         elif kind == _NULL:
@@ -142,6 +158,31 @@ class ArrowFormatter:
             column = pc.replace_with_mask(column, needs, few, memory_pool=pool)
         # slices stay far below 2 GiB of text: string's 32-bit offsets suffice
         return pc.coalesce(column, s[""], memory_pool=pool) if column.null_count else column
+
+    def _floats(self, column: Any) -> Any:
+        """Floats as ``repr()`` writes them (:data:`_SAME_AS_REPR`), float32 as the double it reads back as."""
+        pa, pc, pool = self.pa, self.pc, self.pool
+        doubles = column if column.type == pa.float64() else pc.cast(column, pa.float64(), memory_pool=pool)
+        text = pc.cast(doubles, pa.string(), memory_pool=pool)
+        same = pc.match_substring_regex(text, _SAME_AS_REPR, memory_pool=pool)
+        other = pc.invert(pc.coalesce(same, pc.is_null(text), memory_pool=pool), memory_pool=pool)
+        if not pc.any(other).as_py():
+            return text
+        written = [repr(v) for v in pc.filter(doubles, other, memory_pool=pool).to_pylist()]
+        return pc.replace_with_mask(text, other, pa.array(written, pa.string(), memory_pool=pool), memory_pool=pool)
+
+    def _clock(self, column: Any) -> Any:
+        """Naive timestamps and times as ``str()`` writes them: six digits of fraction, or none when it is zero.
+
+        Arrow writes as many digits as the unit has (``05:37:08.120`` in milliseconds).
+        """
+        pa, pc, pool = self.pa, self.pc, self.pool
+        text = pc.cast(column, pa.string(), memory_pool=pool)
+        if column.type.unit == "s":
+            return text
+        if column.type.unit == "ms":
+            text = pc.replace_substring_regex(text, r"\.([0-9]{3})$", r".\1000", memory_pool=pool)
+        return pc.replace_substring_regex(text, r"\.000000$", "", memory_pool=pool)
 
     def _has_special(self, column: Any) -> bool:
         """Whether any value holds a character that needs quoting: one memchr per character over the values."""
