@@ -270,10 +270,11 @@ def test_times_and_timestamps_of_every_unit_write_what_their_rows_write(unit: st
 
 
 def test_date64_columns_write_the_dates_of_their_rows() -> None:
-    """date64 (milliseconds) is cast natively as date32 is: the text str() gives the same dates in a row."""
+    """date64 (milliseconds) writes the dates of its rows, also a value off a day boundary (Python floors it)."""
     date = datetime.date
     days = [date(1, 1, 1), date(999, 12, 31), date(1969, 12, 31), None, date(9999, 12, 31)]
-    table = pa.table({"d": pa.array(days, pa.date64())})
+    table = pa.table({"d": pa.concat_arrays([pa.array(days, pa.date64()), pa.array([-1], pa.date64())])})
+    days.append(date(1969, 12, 31))
     from_rows = Publisher("memory://date64-rows", name="t").publish_sync([[d] for d in days], headers=["d"])
     assert Publisher("memory://date64-arrow", name="t").publish_sync(table).csv_sha256 == from_rows.csv_sha256
 

@@ -51,8 +51,10 @@ def _kind(pa: Any, data_type: Any) -> str:
         return _kind(pa, data_type.value_type)
     if types.is_string(data_type) or types.is_large_string(data_type) or types.is_string_view(data_type):
         return _TEXT
-    if types.is_integer(data_type) or types.is_date(data_type):
-        return _NATIVE  # Arrow's cast writes what str() writes: decimal integers, ISO dates (0001-01-01)
+    if types.is_integer(data_type) or types.is_date32(data_type):
+        # Arrow's cast writes what str() writes: decimal integers, ISO dates (0001-01-01); not date64,
+        # whose milliseconds off a day boundary Arrow truncates toward 1970 where Python floors
+        return _NATIVE
     if types.is_floating(data_type):
         return _FLOAT
     naive = types.is_timestamp(data_type) and data_type.tz is None
