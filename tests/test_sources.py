@@ -208,7 +208,8 @@ DIALECTS = st.sampled_from(
 def tables(draw: Any) -> dict[str, list[Any]]:
     width = draw(st.integers(1, 4))
     height = draw(st.integers(0, 6))
-    kinds = [draw(st.sampled_from(["str", "int", "bool", "date", "float", "datetime", "time"])) for _ in range(width)]
+    kinds = ["str", "int", "bool", "date", "float", "datetime", "utc", "time"]
+    kinds = [draw(st.sampled_from(kinds)) for _ in range(width)]
     values = {
         "str": CELLS,
         "int": st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
@@ -216,6 +217,7 @@ def tables(draw: Any) -> dict[str, list[Any]]:
         "date": st.one_of(st.none(), st.dates()),  # Arrow's cast, not a Python object per value
         "float": st.one_of(st.none(), st.floats(), st.sampled_from([1e-5, 1e16, 100.0, 0.0001, -0.0])),
         "datetime": st.one_of(st.none(), st.datetimes()),  # naive: timestamp[us]
+        "utc": st.one_of(st.none(), st.datetimes(timezones=st.just(datetime.timezone.utc))),  # tz=UTC
         "time": st.one_of(st.none(), st.times()),  # time64[us]
     }
     return {f"c{i}": draw(st.lists(values[k], min_size=height, max_size=height)) for i, k in enumerate(kinds)}
@@ -262,9 +264,14 @@ def test_times_and_timestamps_of_every_unit_write_what_their_rows_write(unit: st
     elif unit == "ms":
         moments = [None if m is None else m.replace(microsecond=m.microsecond // 1000 * 1000) for m in moments]
         times = [None if t is None else t.replace(microsecond=t.microsecond // 1000 * 1000) for t in times]
-    table = pa.table({"at": pa.array(moments, pa.timestamp(unit)), "t": pa.array(times, clock)})
-    rows = [[str(m) if m is not None else None, t] for m, t in zip(moments, times, strict=True)]
-    from_rows = Publisher(f"memory://clock-rows-{unit}", name="t").publish_sync(rows, headers=["at", "t"])
+    columns = {"at": pa.array(moments, pa.timestamp(unit)), "t": pa.array(times, clock)}
+    for tz in ("UTC", "+00:00", "Etc/UTC"):
+        columns[tz] = pa.array(moments, pa.timestamp(unit)).cast(pa.timestamp(unit, tz))
+    inland = [None if m is None else m.replace(year=min(max(m.year, 2), 9998)) for m in moments]  # no year 0
+    columns["New York"] = pa.array(inland, pa.timestamp(unit)).cast(pa.timestamp(unit, "America/New_York"))
+    table = pa.table(columns)
+    rows = [list(row.values()) for row in table.to_pylist()]
+    from_rows = Publisher(f"memory://clock-rows-{unit}", name="t").publish_sync(rows, headers=list(columns))
     from_arrow = Publisher(f"memory://clock-arrow-{unit}", name="t").publish_sync(table)
     assert from_arrow.csv_sha256 == from_rows.csv_sha256
 

@@ -4,9 +4,9 @@ Each column becomes one Arrow string array (cast, formula-escaped, quoted
 where it holds the delimiter, a quote, CR or LF), the columns are joined row by
 row with the delimiter, and the CSV bytes of a slice are the data buffer of that
 one array. No Python object is made per value for strings, integers, booleans,
-nulls, dates, naive times and timestamps down to microseconds, and floats
-(except the few whose Arrow text is not ``repr()``'s: integral values and
-exponents). Every other type (decimals, time zones, nanoseconds, binary,
+nulls, dates, times and timestamps (naive or UTC) down to microseconds, and
+floats (except the few whose Arrow text is not ``repr()``'s: integral values and
+exponents). Every other type (decimals, other time zones, nanoseconds, binary,
 nested) is written as its Python value's ``str()``. Either way a value gives the
 same text here as in a row (:mod:`csvpublish.rows`).
 The kernels release the GIL, so formatting overlaps compression. They allocate
@@ -44,6 +44,10 @@ back as the float; they differ only where they switch to an exponent (``1e-05`` 
 ``1e+16``) and in integral values (``1.0`` / ``1``), and those are written by ``repr()``."""
 
 
+_UTC = ("UTC", "Etc/UTC", "+00:00")
+"""Time zones whose timestamps are formatted natively: ``str()`` writes their offset as ``+00:00``."""
+
+
 def _kind(pa: Any, data_type: Any) -> str:
     """How a column of this type becomes text."""
     types = pa.types
@@ -57,9 +61,11 @@ def _kind(pa: Any, data_type: Any) -> str:
         return _NATIVE
     if types.is_floating(data_type):
         return _FLOAT
-    naive = types.is_timestamp(data_type) and data_type.tz is None
-    if (naive or types.is_time(data_type)) and data_type.unit in ("s", "ms", "us"):
-        return _CLOCK  # Python's datetime and time hold microseconds: nanoseconds go through Python
+    # Python's datetime and time hold microseconds: nanoseconds go through Python, and so do time
+    # zones off UTC (Arrow writes an offset of -04:56:02 as -0456)
+    clock = types.is_time(data_type) or (types.is_timestamp(data_type) and data_type.tz in (None, *_UTC))
+    if clock and data_type.unit in ("s", "ms", "us"):
+        return _CLOCK
     if types.is_boolean(data_type):
         return _BOOL
     if types.is_null(data_type):
@@ -89,6 +95,7 @@ class ArrowFormatter:
         self._formula = "^[" + re.escape("".join(FORMULA_PREFIXES)) + "]"
         self._s = {v: _scalar(pyarrow, v) for v in ("", '"', '""', "'", "True", "False")}
         self._false = pyarrow.Array.from_buffers(pyarrow.bool_(), 1, [None, pyarrow.py_buffer(b"\0")])[0]
+        self._utc = _scalar(pyarrow, "+00:00")
         self._delimiter = _scalar(pyarrow, self.dialect.delimiter)
         self._terminator = _scalar(pyarrow, self.dialect.lineterminator)
         self._special = [c.encode() for c in self.dialect.special]
@@ -174,17 +181,21 @@ class ArrowFormatter:
         return pc.replace_with_mask(text, other, pa.array(written, pa.string(), memory_pool=pool), memory_pool=pool)
 
     def _clock(self, column: Any) -> Any:
-        """Naive timestamps and times as ``str()`` writes them: six digits of fraction, or none when it is zero.
+        """Times and timestamps as ``str()`` writes them: six digits of fraction, or none when it is zero.
 
-        Arrow writes as many digits as the unit has (``05:37:08.120`` in milliseconds).
+        Arrow writes as many digits as the unit has (``05:37:08.120`` in milliseconds), and UTC as
+        ``Z`` or ``+0000`` where ``str()`` writes ``+00:00``.
         """
         pa, pc, pool = self.pa, self.pc, self.pool
         text = pc.cast(column, pa.string(), memory_pool=pool)
-        if column.type.unit == "s":
-            return text
+        zoned = pa.types.is_timestamp(column.type) and column.type.tz is not None
+        if zoned:
+            text = pc.replace_substring_regex(text, r"(Z|\+0000)$", "", memory_pool=pool)
         if column.type.unit == "ms":
             text = pc.replace_substring_regex(text, r"\.([0-9]{3})$", r".\1000", memory_pool=pool)
-        return pc.replace_substring_regex(text, r"\.000000$", "", memory_pool=pool)
+        if column.type.unit != "s":
+            text = pc.replace_substring_regex(text, r"\.000000$", "", memory_pool=pool)
+        return pc.binary_join_element_wise(text, self._utc, self._s[""], memory_pool=pool) if zoned else text
 
     def _has_special(self, column: Any) -> bool:
         """Whether any value holds a character that needs quoting: one memchr per character over the values."""
